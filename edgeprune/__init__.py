@@ -1,0 +1,3 @@
+"""edgeprune: prune a trained model to fit an edge device's latency or energy budget."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Devices: where artifacts run. `profile`, `latency --measure` and `compile` see only `Device`."""

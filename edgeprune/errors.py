@@ -1,0 +1,31 @@
+"""Typed errors raised deep in the stages; `cli.py` alone turns them into one line and an exit code."""
+
+
+class EdgePruneError(Exception):
+    """Base of every error the user should see as one line (never a traceback)."""
+
+    exit_code = 1
+
+
+class UsageError(EdgePruneError):
+    """Bad input or usage: names the file, node or flag. Nothing partial is written."""
+
+    exit_code = 2
+
+
+class InfeasibleBudget(EdgePruneError):
+    """The budget cannot be met on this device; the message gives the smallest reachable value."""
+
+    exit_code = 3
+
+
+class GateFailed(EdgePruneError):
+    """The artifact was built but a release gate failed; names the gate and the measured value."""
+
+    exit_code = 4
+
+
+class DeviceError(EdgePruneError):
+    """The device is unreachable, disconnected or timed out; progress is kept for --resume."""
+
+    exit_code = 5

@@ -1,0 +1,323 @@
+"""Safe ONNX loading: parse, refuse external data outside the model's folder, check,
+normalise (Constant nodes to initializers, unshared weights) and infer static shapes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from ..errors import UsageError
+
+# ONNX Runtime and our rewrite rules are tested from opset 11 up.
+MIN_OPSET = 11
+MAX_OPSET = onnx.defs.onnx_opset_version()
+
+
+@dataclass
+class Model:
+    """A loaded, normalised ONNX model with static shapes.
+
+    Edge runtimes want static shapes, so the working model is made static on load: a
+    dynamic batch becomes 1, other dynamic dims come from --input-shape, constant
+    subgraphs (shape arithmetic) are folded and every intermediate shape is inferred
+    (`proto.graph.value_info`). `sha256` is the hash of the source bytes.
+    """
+
+    proto: onnx.ModelProto
+    sha256: str
+    path: Path | None = None
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.stem if self.path else (self.proto.graph.name or "model")
+
+    def replace(self, proto: onnx.ModelProto) -> "Model":
+        """A new Model for a rewritten proto: same inputs, hash of the new bytes."""
+        data = proto.SerializeToString()
+        return Model(proto=infer_static_shapes(proto, self.input_shapes),
+                     sha256=hashlib.sha256(data).hexdigest(), path=None,
+                     input_shapes=dict(self.input_shapes))
+
+
+def load_model(path: str | os.PathLike, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Model:
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    if not path.is_file():
+        raise UsageError(f"{path}: not a file")
+    data = path.read_bytes()
+    proto = _parse(data, str(path))
+    _load_external_data(proto, path)
+    return _finish(proto, hashlib.sha256(data).hexdigest(), path, input_shapes)
+
+
+def load_model_bytes(data: bytes, name: str = "<bytes>",
+                     input_shapes: dict[str, tuple[int, ...]] | None = None) -> Model:
+    proto = _parse(data, name)
+    if _external_tensors(proto):
+        raise UsageError(f"{name}: model refers to external data but was given without a folder")
+    return _finish(proto, hashlib.sha256(data).hexdigest(), None, input_shapes)
+
+
+def _parse(data: bytes, name: str) -> onnx.ModelProto:
+    if not data:
+        raise UsageError(f"{name}: empty file, not an ONNX model")
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(data)
+    except Exception as e:  # protobuf raises DecodeError, sometimes RuntimeWarning-ish errors
+        raise UsageError(f"{name}: not a valid ONNX model ({type(e).__name__})") from None
+    if not proto.HasField("graph") or not proto.graph.node:
+        raise UsageError(f"{name}: not a valid ONNX model (no graph)")
+    return proto
+
+
+def _external_tensors(proto: onnx.ModelProto):
+    for t in proto.graph.initializer:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            yield t
+    for n in proto.graph.node:
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.TENSOR and a.t.data_location == onnx.TensorProto.EXTERNAL:
+                yield a.t
+
+
+def _load_external_data(proto: onnx.ModelProto, path: Path) -> None:
+    """External data must stay inside the model's own folder: no absolute paths, no `..`,
+    no symlink that leads out."""
+    tensors = list(_external_tensors(proto))
+    if not tensors:
+        return
+    base = path.parent.resolve()
+    for t in tensors:
+        location = next((e.value for e in t.external_data if e.key == "location"), None)
+        if not location:
+            raise UsageError(f"{path}: tensor '{t.name}' has external data without a location")
+        if os.path.isabs(location):
+            raise UsageError(f"{path}: tensor '{t.name}' external data path '{location}' is absolute")
+        target = (base / location).resolve()
+        if base != target and base not in target.parents:
+            raise UsageError(f"{path}: tensor '{t.name}' external data '{location}' is outside the model's folder")
+        if not target.is_file():
+            raise UsageError(f"{path}: tensor '{t.name}' external data '{location}' not found")
+    try:
+        onnx.external_data_helper.load_external_data_for_model(proto, str(base))
+    except Exception as e:
+        raise UsageError(f"{path}: cannot read external data ({e})") from None
+
+
+def _finish(proto, sha256, path, input_shapes) -> Model:
+    name = str(path) if path else "<bytes>"
+    _check_opset(proto, name)
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid model"
+        raise UsageError(f"{name}: ONNX checker rejected the model: {first}") from None
+    proto = normalise(proto)
+    shapes = _static_input_shapes(proto, input_shapes or {}, name)
+    proto = fold_constants(infer_static_shapes(proto, shapes))
+    return Model(proto=infer_static_shapes(proto, shapes), sha256=sha256, path=path, input_shapes=shapes)
+
+
+def _check_opset(proto, name):
+    for imp in proto.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            if not (MIN_OPSET <= imp.version <= MAX_OPSET):
+                raise UsageError(
+                    f"{name}: unsupported opset {imp.version} (supported: {MIN_OPSET}..{MAX_OPSET})")
+            return
+    raise UsageError(f"{name}: model imports no default-domain opset")
+
+
+def graph_input_names(proto: onnx.ModelProto) -> list[str]:
+    inits = {t.name for t in proto.graph.initializer}
+    return [i.name for i in proto.graph.input if i.name not in inits]
+
+
+def _static_input_shapes(proto, given, name) -> dict[str, tuple[int, ...]]:
+    """Resolve each input's static shape: given shapes win, a dynamic first (batch) dim is 1,
+    any other dynamic dim needs --input-shape."""
+    inits = {t.name for t in proto.graph.initializer}
+    shapes = {}
+    real_inputs = [i for i in proto.graph.input if i.name not in inits]
+    for i, inp in enumerate(real_inputs):
+        if inp.name in given or (len(given) == 1 and len(real_inputs) == 1):
+            shape = tuple(given.get(inp.name, next(iter(given.values()))))
+            dims = inp.type.tensor_type.shape.dim
+            if dims and len(dims) != len(shape):
+                raise UsageError(f"{name}: input '{inp.name}' has rank {len(dims)}, "
+                                 f"--input-shape gives rank {len(shape)}")
+            for d, s in zip(dims, shape):
+                if d.HasField("dim_value") and d.dim_value != s:
+                    raise UsageError(f"{name}: input '{inp.name}' has static shape "
+                                     f"{_dims_str(dims)}, --input-shape gives {'x'.join(map(str, shape))}")
+            shapes[inp.name] = shape
+            continue
+        if not inp.type.HasField("tensor_type") or not inp.type.tensor_type.HasField("shape"):
+            raise UsageError(f"{name}: input '{inp.name}' has no shape; pass --input-shape")
+        dims = inp.type.tensor_type.shape.dim
+        resolved = []
+        for k, d in enumerate(dims):
+            if d.HasField("dim_value") and d.dim_value > 0:
+                resolved.append(d.dim_value)
+            elif k == 0:
+                resolved.append(1)
+            else:
+                raise UsageError(f"{name}: input '{inp.name}' has dynamic dims {_dims_str(dims)}; "
+                                 "pass --input-shape (e.g. 1x3x224x224)")
+        shapes[inp.name] = tuple(resolved)
+    return shapes
+
+
+def _dims_str(dims) -> str:
+    return "[" + ", ".join(str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
+                           for d in dims) + "]"
+
+
+def normalise(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """One form for every exporter: Constant nodes become initializers (Paddle keeps weights
+    in Constant nodes) and each node gets its own copy of a shared weight, so slicing one
+    consumer never changes another. Nodes get unique names."""
+    proto = _copy(proto)
+    g = proto.graph
+    keep = []
+    for node in g.node:
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and len(node.output) == 1:
+            t = _constant_value(node)
+            if t is not None:
+                t.name = node.output[0]
+                g.initializer.append(t)
+                continue
+        keep.append(node)
+    if len(keep) != len(g.node):
+        del g.node[:]
+        g.node.extend(keep)
+
+    used = {}
+    for node in g.node:
+        for name in node.input:
+            used[name] = used.get(name, 0) + 1
+    inits = {t.name: t for t in g.initializer}
+    graph_inputs = {i.name for i in g.input}
+    for name, count in used.items():
+        t = inits.get(name)
+        if t is None or count < 2 or name in graph_inputs or _numel(t) <= 1:
+            continue
+        arr = numpy_helper.to_array(t)
+        seen = 0
+        for node in g.node:
+            for k, inp in enumerate(node.input):
+                if inp != name:
+                    continue
+                seen += 1
+                if seen == 1:
+                    continue
+                copy_name = _unique(f"{name}__{node.name or node.op_type}_{seen}", inits)
+                g.initializer.append(numpy_helper.from_array(arr, copy_name))
+                inits[copy_name] = g.initializer[-1]
+                node.input[k] = copy_name
+
+    names = set()
+    for k, node in enumerate(g.node):
+        base = node.name or f"{node.op_type}_{k}"
+        node.name = _unique(base, names)
+        names.add(node.name)
+    return proto
+
+
+def _unique(base, taken) -> str:
+    if base not in taken:
+        return base
+    k = 1
+    while f"{base}_{k}" in taken:
+        k += 1
+    return f"{base}_{k}"
+
+
+def _numel(t: onnx.TensorProto) -> int:
+    n = 1
+    for d in t.dims:
+        n *= d
+    return n
+
+
+def _constant_value(node) -> onnx.TensorProto | None:
+    for a in node.attribute:
+        if a.name == "value" and a.type == onnx.AttributeProto.TENSOR:
+            t = onnx.TensorProto()
+            t.CopyFrom(a.t)
+            return t
+        if a.name in ("value_float", "value_int", "value_floats", "value_ints"):
+            v = onnx.helper.get_attribute_value(a)
+            dtype = np.float32 if "float" in a.name else np.int64
+            return numpy_helper.from_array(np.asarray(v, dtype=dtype))
+    return None
+
+
+def _copy(proto: onnx.ModelProto) -> onnx.ModelProto:
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    return out
+
+
+def infer_static_shapes(proto: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]]) -> onnx.ModelProto:
+    """A copy with the given static input shapes and all value_info inferred."""
+    static = _copy(proto)
+    del static.graph.value_info[:]
+    for inp in static.graph.input:
+        if inp.name in input_shapes:
+            dims = inp.type.tensor_type.shape.dim
+            shape = input_shapes[inp.name]
+            del dims[:]
+            for s in shape:
+                dims.add().dim_value = int(s)
+    for out in static.graph.output:
+        # stale output dims would contradict the new static shapes
+        if out.type.HasField("tensor_type"):
+            out.type.tensor_type.ClearField("shape")
+    try:
+        return onnx.shape_inference.infer_shapes(static, check_type=False, strict_mode=True, data_prop=True)
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UsageError(f"shape inference failed: {msg}") from None
+
+
+def fold_constants(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Fold constant subgraphs (shape arithmetic of static shapes, transposed weights,
+    `If` on a constant condition) with onnx-graphsurgeon, so analysis sees constants."""
+    import onnx_graphsurgeon as gs
+    import onnxruntime as ort
+
+    gs.G_LOGGER.severity = gs.G_LOGGER.ERROR
+    ort.set_default_logger_severity(3)
+    try:
+        graph = gs.import_onnx(proto)
+        graph.fold_constants(flatten_subgraphs=True, error_ok=True).cleanup().toposort()
+        folded = gs.export_onnx(graph, do_type_check=False)
+    except Exception:  # folding is an optimisation; an exotic graph stays as it was
+        return proto
+    folded.ir_version = proto.ir_version
+    del folded.opset_import[:]
+    folded.opset_import.extend(proto.opset_import)
+    return normalise(folded)
+
+
+def save_model(proto: onnx.ModelProto, path: str | os.PathLike) -> None:
+    """Write atomically: a temporary file in the same folder, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_bytes(proto.SerializeToString(deterministic=True))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
