@@ -61,7 +61,7 @@ def load_model(path: str | os.PathLike, input_shapes: dict[str, tuple[int, ...]]
 def load_model_bytes(data: bytes, name: str = "<bytes>",
                      input_shapes: dict[str, tuple[int, ...]] | None = None) -> Model:
     proto = _parse(data, name)
-    if _external_tensors(proto):
+    if any(True for _ in _external_tensors(proto)):
         raise UsageError(f"{name}: model refers to external data but was given without a folder")
     return _finish(proto, hashlib.sha256(data).hexdigest(), None, input_shapes)
 
@@ -296,7 +296,9 @@ def fold_constants(proto: onnx.ModelProto) -> onnx.ModelProto:
     import onnx_graphsurgeon as gs
     import onnxruntime as ort
 
-    gs.G_LOGGER.severity = gs.G_LOGGER.ERROR
+    from onnx_graphsurgeon.logger import G_LOGGER
+
+    G_LOGGER.severity = G_LOGGER.ERROR
     ort.set_default_logger_severity(3)
     try:
         graph = gs.import_onnx(proto)
