@@ -1,0 +1,82 @@
+"""Model zoo: hand-written PyTorch models (torchvision does not import beside this torch).
+
+Every factory returns an eval-mode `nn.Module` and can be named as a MODEL on the command
+line, e.g. `edgeprune.zoo:resnet18`. Random-init models are built under a fixed seed, so
+the same call gives the same weights everywhere.
+
+    get(name, **kwargs)   -> the built model
+    factory(name)         -> the factory function
+    input_shape(name)     -> its default input shape, e.g. (1, 3, 224, 224)
+    names()               -> every registered name
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from torch import nn
+
+from ..errors import UsageError
+from .csp import csp_neck
+from .digits import digits_cnn
+from .efficientnet import efficientnet_lite0
+from .mobilenet import mobilenetv2, mobilenetv3_small
+from .resnet import resnet18, resnet50, resnext_small
+from .unet import unet_small
+from .vit import vit_tiny
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    factory: Callable[..., nn.Module]
+    input_shape: tuple[int, ...]
+    pretrained: bool = False  # whether the default build carries trained weights
+
+
+_IMAGENET = (1, 3, 224, 224)
+_REGISTRY: dict[str, ZooEntry] = {
+    "resnet18": ZooEntry(resnet18, _IMAGENET),
+    "resnet50": ZooEntry(resnet50, _IMAGENET),
+    "mobilenetv2": ZooEntry(mobilenetv2, _IMAGENET),
+    "mobilenetv3_small": ZooEntry(mobilenetv3_small, _IMAGENET),
+    "efficientnet_lite0": ZooEntry(efficientnet_lite0, _IMAGENET, pretrained=True),
+    "unet_small": ZooEntry(unet_small, (1, 3, 64, 64)),
+    "csp_neck": ZooEntry(csp_neck, (1, 3, 64, 64)),
+    "resnext_small": ZooEntry(resnext_small, (1, 3, 64, 64)),
+    "vit_tiny": ZooEntry(vit_tiny, (1, 3, 32, 32)),
+    "digits_cnn": ZooEntry(digits_cnn, (1, 1, 32, 32)),
+}
+
+
+def names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def entry(name: str) -> ZooEntry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UsageError(f"unknown zoo model '{name}' (known: {', '.join(_REGISTRY)})") from None
+
+
+def factory(name: str) -> Callable[..., nn.Module]:
+    return entry(name).factory
+
+
+def get(name: str, **kwargs) -> nn.Module:
+    return entry(name).factory(**kwargs)
+
+
+def input_shape(name: str) -> tuple[int, ...]:
+    return entry(name).input_shape
+
+
+def find(fn: Callable) -> str | None:
+    """The zoo name of a factory function, or None if it is not one of ours."""
+    return next((n for n, e in _REGISTRY.items() if e.factory is fn), None)
+
+
+__all__ = ["ZooEntry", "names", "entry", "factory", "get", "input_shape", "find",
+           "resnet18", "resnet50", "resnext_small", "mobilenetv2", "mobilenetv3_small",
+           "efficientnet_lite0", "unet_small", "csp_neck", "vit_tiny", "digits_cnn"]
