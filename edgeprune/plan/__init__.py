@@ -1,0 +1,1 @@
+"""Plan: the latency-saliency knapsack that chooses how many channels each group keeps."""
