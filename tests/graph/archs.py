@@ -67,11 +67,12 @@ class Grouped(nn.Module):
         super().__init__()
         self.a = cbr(3, 32, 1)
         self.g = cbr(32, 32, 3, g=8)
-        self.g2 = nn.Conv2d(32, 64, 3, padding=1, groups=4)  # 8 in, 16 out per group: frozen
-        self.b = nn.Conv2d(64, 8, 1)
+        self.b = cbr(32, 16, 1)
+        self.g2 = nn.Conv2d(16, 32, 3, padding=1, groups=4)  # 4 in, 8 out per group: frozen
+        self.c = nn.Conv2d(32, 8, 1)
 
     def forward(self, x):
-        return self.b(self.g2(self.g(self.a(x))))
+        return self.c(self.g2(self.b(self.g(self.a(x)))))
 
 
 class SqueezeExcite(nn.Module):

@@ -1,0 +1,103 @@
+"""Options and helpers shared by commands: MODEL and DATA arguments, output paths, JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import UsageError
+
+
+def model_options(fn):
+    """MODEL: an .onnx file or a PyTorch factory `package.module:function`."""
+    fn = click.option("--weights", type=str, default=None,
+                      help="State dict for a PyTorch factory (loaded with weights_only=True).")(fn)
+    fn = click.option("--input-shape", type=str, default=None,
+                      help="Input shape, e.g. 1x3x224x224 (needed for factories and dynamic dims).")(fn)
+    return click.argument("model", type=str)(fn)
+
+
+def data_options(fn):
+    fn = click.option("--std", type=str, default=None, help="Per-channel std for image folders, e.g. 58.4,57.1,57.4")(fn)
+    fn = click.option("--mean", type=str, default=None, help="Per-channel mean for image folders.")(fn)
+    fn = click.option("--image-size", type=int, default=None, help="Image side for image folders.")(fn)
+    return click.option("--data", type=str, default=None,
+                        help="Calibration data: an .npz keyed by input name, or a folder of images.")(fn)
+
+
+class Loaded:
+    """A resolved MODEL: the ONNX Model and, for factories, the torch module."""
+
+    def __init__(self, model, module=None):
+        self.model = model
+        self.module = module
+
+
+def open_model(spec: str, input_shape: str | None = None, weights: str | None = None) -> Loaded:
+    try:
+        from ..frontend.resolve import resolve_model
+    except ImportError:
+        resolve_model = None
+    if resolve_model is not None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="edgeprune-") as tmp:
+            r = resolve_model(spec, input_shape=input_shape, weights=weights, workdir=Path(tmp))
+            return Loaded(r.model, getattr(r, "module", None))
+    from ..frontend.load import load_model
+
+    if not spec.endswith(".onnx") and ":" in spec:
+        raise UsageError(f"MODEL '{spec}': PyTorch factories are not available in this build")
+    shapes = None
+    if input_shape:
+        shapes = {"__single__": parse_shape(input_shape)}
+    return Loaded(load_model(spec, shapes))
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--input-shape '{text}': expected dims like 1x3x224x224") from None
+    if not dims or any(d <= 0 for d in dims):
+        raise UsageError(f"--input-shape '{text}': dims must be positive")
+    return dims
+
+
+def load_data_option(spec, model, image_size=None, mean=None, std=None, limit=None):
+    """DATA → {input name: array}, or None when not given."""
+    if not spec:
+        return None
+    from ..data import load_data
+
+    return load_data(spec, list(model.input_shapes), model.input_shapes, image_size=image_size,
+                     mean=mean, std=std, limit=limit)
+
+
+def check_output_path(path: str, suffix: str | None = None) -> Path:
+    """Refuse an output path we could not write, before any work is done."""
+    out = Path(path)
+    if out.exists() and out.is_dir():
+        raise UsageError(f"-o {path}: is a directory")
+    if suffix and out.suffix != suffix:
+        raise UsageError(f"-o {path}: expected a {suffix} file")
+    parent = out.parent if str(out.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise UsageError(f"-o {path}: parent is not a directory")
+    return out
+
+
+def echo_json(obj) -> None:
+    json.dump(obj, sys.stdout, indent=2, sort_keys=False)
+    sys.stdout.write("\n")
+
+
+def human(n: float) -> str:
+    for unit in ("", "K", "M", "G", "T"):
+        if abs(n) < 1000:
+            return f"{n:.1f}{unit}" if unit else f"{int(n)}"
+        n /= 1000
+    return f"{n:.1f}P"
