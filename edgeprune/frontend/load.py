@@ -123,8 +123,11 @@ def _finish(proto, sha256, path, input_shapes) -> Model:
         raise UsageError(f"{name}: ONNX checker rejected the model: {first}") from None
     proto = normalise(proto)
     shapes = _static_input_shapes(proto, input_shapes or {}, name)
-    proto = fold_constants(infer_static_shapes(proto, shapes))
-    return Model(proto=infer_static_shapes(proto, shapes), sha256=sha256, path=path, input_shapes=shapes)
+    static = infer_static_shapes(proto, shapes)
+    folded = fold_constants(static)
+    if folded is not static:
+        static = infer_static_shapes(folded, shapes)
+    return Model(proto=static, sha256=sha256, path=path, input_shapes=shapes)
 
 
 def _check_opset(proto, name):
@@ -269,30 +272,67 @@ def _copy(proto: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def infer_static_shapes(proto: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]]) -> onnx.ModelProto:
-    """A copy with the given static input shapes and all value_info inferred."""
+    """A copy with the given static input shapes and all value_info inferred.
+
+    Inference runs on a skeleton whose big weights are declared as typed graph inputs
+    instead of carried as data: the shapes are the same, and it avoids serialising
+    hundreds of MB (ResNet-50: seconds) through the C++ inference."""
     static = _copy(proto)
     del static.graph.value_info[:]
     for inp in static.graph.input:
         if inp.name in input_shapes:
             dims = inp.type.tensor_type.shape.dim
-            shape = input_shapes[inp.name]
             del dims[:]
-            for s in shape:
-                dims.add().dim_value = int(s)
+            for d in input_shapes[inp.name]:
+                dims.add().dim_value = int(d)
     for out in static.graph.output:
         # stale output dims would contradict the new static shapes
         if out.type.HasField("tensor_type"):
             out.type.tensor_type.ClearField("shape")
+    skeleton = onnx.ModelProto()
+    _skeleton_into(skeleton, static)
     try:
-        return onnx.shape_inference.infer_shapes(static, check_type=False, strict_mode=True, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(skeleton, check_type=False, strict_mode=True, data_prop=True)
     except Exception as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UsageError(f"shape inference failed: {msg}") from None
+    weights = {t.name for t in static.graph.initializer}
+    static.graph.value_info.extend(vi for vi in inferred.graph.value_info if vi.name not in weights)
+    inferred_out = {o.name: o for o in inferred.graph.output}
+    for out in static.graph.output:
+        if out.name in inferred_out:
+            out.CopyFrom(inferred_out[out.name])
+    return static
+
+
+# Weights bigger than this are shape-only in the inference skeleton; smaller ones (shape
+# constants, split sizes) keep their values for data propagation.
+_SKELETON_MAX_ELEMENTS = 64
+
+
+def _skeleton_into(skeleton: onnx.ModelProto, proto: onnx.ModelProto) -> None:
+    g = proto.graph
+    skeleton.ir_version = proto.ir_version
+    skeleton.opset_import.extend(proto.opset_import)
+    skeleton.functions.extend(proto.functions)
+    sg = skeleton.graph
+    sg.name = g.name
+    sg.node.extend(g.node)
+    sg.output.extend(g.output)
+    sg.input.extend(g.input)
+    declared = {i.name for i in g.input}
+    for t in g.initializer:
+        if _numel(t) <= _SKELETON_MAX_ELEMENTS or t.data_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32):
+            sg.initializer.append(t)
+        elif t.name not in declared:
+            sg.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
 
 
 def fold_constants(proto: onnx.ModelProto) -> onnx.ModelProto:
     """Fold constant subgraphs (shape arithmetic of static shapes, transposed weights,
     `If` on a constant condition) with onnx-graphsurgeon, so analysis sees constants."""
+    if not _has_foldable(proto):
+        return proto
     import onnx_graphsurgeon as gs
     import onnxruntime as ort
 
@@ -310,6 +350,18 @@ def fold_constants(proto: onnx.ModelProto) -> onnx.ModelProto:
     del folded.opset_import[:]
     folded.opset_import.extend(proto.opset_import)
     return normalise(folded)
+
+
+def _has_foldable(proto: onnx.ModelProto) -> bool:
+    """Any node computable ahead of time: shape reads (shapes are static now) or a node all
+    of whose inputs are constants. Folding costs seconds on big graphs, so skip it if none."""
+    consts = {t.name for t in proto.graph.initializer}
+    for node in proto.graph.node:
+        if node.op_type in ("Shape", "Size", "If"):
+            return True
+        if all(not name or name in consts for name in node.input):
+            return True
+    return False
 
 
 def save_model(proto: onnx.ModelProto, path: str | os.PathLike) -> None:

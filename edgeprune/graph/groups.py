@@ -187,6 +187,7 @@ def _assemble(ctx: Context, sha256: str) -> Analysis:
                 members[r].append(m)
 
     atoms = _atoms(ctx, cls, chan_index, group_root_of_id)
+    segments = _segments(ctx, flat_of, offsets, gid_of_root, roots_in_order, channels_of_root)
 
     groups = []
     for r in roots_in_order:
@@ -204,8 +205,36 @@ def _assemble(ctx: Context, sha256: str) -> Analysis:
         if frozen is None and not any(m.role in (OUT, THROUGH) for m in members[r]):
             frozen = "no producer weight to slice"
         groups.append(Group(gid, ctx.blocks[_first_block(ctx, block_root, r)].node, n,
-                            members[r], frozen, group_atoms if len(sizes) == 1 and max(sizes) > 1 else []))
+                            members[r], frozen, group_atoms if len(sizes) == 1 and max(sizes) > 1 else [],
+                            segments.get(r, [])))
     return Analysis(sha256, groups, ctx.slices, ctx.fixups, dict(ctx.info), flat_of, offsets)
+
+
+def _segments(ctx, flat_of, offsets, gid_of_root, roots, channels_of_root) -> dict[int, list[list[int]]]:
+    """Partition each group's channels by which Split output / Slice range they reach."""
+    labels: dict[int, tuple] = {}
+    for k, f in enumerate(ctx.fixups):
+        if f.kind == "split":
+            bounds = np.cumsum([0] + list(f.data["sizes"]))
+            parts = [(f.ids[a:b], (k, s)) for s, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+        elif f.kind == "slice":
+            inside = np.zeros(len(f.ids), dtype=bool)
+            inside[f.data["begin"]:f.data["end"]] = True
+            parts = [(f.ids[inside], (k, 1)), (f.ids[~inside], (k, 0))]
+        else:
+            continue
+        for ids, label in parts:
+            for flat in flat_of[ids].tolist():
+                labels[flat] = labels.get(flat, ()) + (label,)
+    out = {}
+    for r in roots:
+        off, n = offsets[gid_of_root[r]], len(channels_of_root[r])
+        by_label: dict[tuple, list[int]] = {}
+        for c in range(n):
+            by_label.setdefault(labels.get(off + c, ()), []).append(c)
+        if len(by_label) > 1:
+            out[r] = sorted(by_label.values())
+    return out
 
 
 def _first_block(ctx, block_root, r) -> int:

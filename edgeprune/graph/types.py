@@ -44,6 +44,9 @@ class Group:
     members: list[Member]
     frozen: str | None = None   # why it may not be pruned; None if prunable
     atoms: list[list[int]] = field(default_factory=list)  # channel indices removed together
+    # channel indices split apart downstream (Split outputs, Slice ranges): each must keep
+    # at least one channel, or an output would vanish
+    segments: list[list[int]] = field(default_factory=list)
 
     @property
     def prunable(self) -> bool:
@@ -61,6 +64,7 @@ class Group:
             "prunable": self.prunable,
             "frozen_reason": self.frozen,
             "atom_size": self.atom_size,
+            "segments": [len(s) for s in self.segments],
             "members": [m.to_json() for m in self.members],
         }
 
