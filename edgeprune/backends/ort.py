@@ -1,0 +1,164 @@
+"""ONNX Runtime backend: an offline-optimised ONNX model, the ORT-format model mobile builds
+of ONNX Runtime load, and the session configuration (execution providers, optimisation
+level, threads) the device asks for, written as JSON beside them.
+
+Optimisation level: `extended` for CPU-only targets, `basic` when the device uses another
+execution provider (XNNPACK, NNAPI, QNN). Never `layout`/`all` offline: those embed the
+host's NCHWc layout (x86-only kernels), and extended fusions (FusedConv ...) are CPU-EP
+contrib ops another provider cannot take, so it would see fewer nodes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import onnx
+
+from ..errors import UsageError
+from .base import Artifact, TargetSpec, as_proto, io_spec, write_text_atomic
+from .verify import compare, random_inputs, reference_outputs
+
+CONFIG_FILE = "ort_config.json"
+OPT_MODEL = "model.opt.onnx"
+ORT_MODEL = "model.ort"
+
+# Providers that take whole subgraphs away from the CPU EP.
+_ACCELERATOR_EPS = {"XnnpackExecutionProvider", "NnapiExecutionProvider", "QNNExecutionProvider",
+                    "CoreMLExecutionProvider", "TensorrtExecutionProvider", "CUDAExecutionProvider"}
+_KNOWN_EPS = _ACCELERATOR_EPS | {"CPUExecutionProvider"}
+
+_LEVELS = {"basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED"}
+# runtimes/backend_ort.py names levels by their short names
+
+
+class OrtBackend:
+    name = "ort"
+
+    def compile(self, model, target: TargetSpec, outdir, options: Mapping[str, Any] | None = None) -> Artifact:
+        import onnxruntime as ort
+
+        options = dict(options or {})
+        check = options.pop("check", True)
+        atol = float(options.pop("atol", 1e-4))
+        if options:
+            raise UsageError(f"ort backend: unknown options {sorted(options)} (known: check, atol)")
+        proto = as_proto(model)
+        inputs, outputs = io_spec(proto)
+        providers = _providers(target)
+        level = "basic" if set(providers) & _ACCELERATOR_EPS else "extended"
+        outdir = Path(outdir)
+        outdir.mkdir(parents=True, exist_ok=True)
+
+        session_config = {
+            # As convert_onnx_models_to_ort does: ARM has s8s8 kernels, so keep int8 QDQ; x86
+            # prefers u8s8, so let the optimiser rewrite int8 activations to uint8.
+            "session.qdqisint8allowed": "0" if target.is_host else "1",
+        }
+        src = proto.SerializeToString()
+        _optimise(src, outdir / OPT_MODEL, level, session_config, ort_format=False)
+        _optimise(src, outdir / ORT_MODEL, level, session_config, ort_format=True)
+
+        config = {
+            "model": ORT_MODEL,
+            "onnx_model": OPT_MODEL,
+            "providers": list(providers),
+            "provider_options": [dict(target.ort_provider_options.get(p, {})) for p in providers],
+            "graph_optimization_level": _LEVELS[level],
+            "session_config": session_config,
+            "intra_op_num_threads": target.threads,
+        }
+        write_text_atomic(outdir / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
+
+        artifact = Artifact(
+            backend=self.name, root=outdir,
+            files={"model": ORT_MODEL, "onnx_model": OPT_MODEL, "config": CONFIG_FILE},
+            target={"device": target.name, "triple": target.triple, "providers": list(providers)},
+            run={"backend": "ort", "model": ORT_MODEL,
+                 "options": {"providers": list(providers), "graph_optimization_level": level}},
+            inputs=inputs, outputs=outputs,
+            notes={"optimization_level": level, "ort_version": ort.__version__},
+        )
+        if check:
+            artifact.notes["host_check"] = check_on_host(artifact, proto, atol=atol)
+            if not artifact.notes["host_check"]["ok"]:
+                raise RuntimeError(f"ort backend: optimised model differs from the reference: "
+                                   f"{artifact.notes['host_check']}")
+        artifact.save()
+        return artifact
+
+
+def _providers(target: TargetSpec) -> tuple[str, ...]:
+    unknown = [p for p in target.ort_providers if p not in _KNOWN_EPS]
+    if unknown:
+        raise UsageError(f"target {target.name}: unknown ONNX Runtime execution providers {unknown} "
+                         f"(known: {sorted(_KNOWN_EPS)})")
+    providers = tuple(target.ort_providers) or ("CPUExecutionProvider",)
+    # the CPU EP is the fallback for every node another provider declines
+    if "CPUExecutionProvider" not in providers:
+        providers += ("CPUExecutionProvider",)
+    return providers
+
+
+def _optimise(src: bytes, dest: Path, level: str, session_config: Mapping[str, str], ort_format: bool) -> None:
+    """Let ONNX Runtime optimise `src` and save the result (ONNX or ORT format) atomically."""
+    import onnxruntime as ort
+
+    tmp = dest.with_name(f".{dest.stem}.tmp{os.getpid()}{dest.suffix}")
+    so = ort.SessionOptions()
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[level])
+    so.optimized_model_filepath = str(tmp)
+    so.log_severity_level = 3
+    for k, v in session_config.items():
+        so.add_session_config_entry(k, v)
+    if ort_format:
+        so.add_session_config_entry("session.save_model_format", "ORT")
+    try:
+        ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+        os.replace(tmp, dest)
+    except Exception as e:
+        raise UsageError(f"ONNX Runtime cannot load the model: {str(e).splitlines()[0]}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def load_session(artifact: Artifact, role: str = "model"):
+    """An InferenceSession for the artifact on this host, configured as the device would be
+    (providers this host lacks are skipped; the CPU EP always remains)."""
+    import onnxruntime as ort
+
+    config = json.loads(artifact.path("config").read_text())
+    so = ort.SessionOptions()
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, config["graph_optimization_level"])
+    so.log_severity_level = 3
+    for k, v in config["session_config"].items():
+        so.add_session_config_entry(k, v)
+    if config.get("intra_op_num_threads"):
+        so.intra_op_num_threads = int(config["intra_op_num_threads"])
+    available = set(ort.get_available_providers())
+    pairs = [(p, o) for p, o in zip(config["providers"], config["provider_options"]) if p in available]
+    return ort.InferenceSession(str(artifact.path(role)), so, providers=[p for p, _ in pairs],
+                                provider_options=[o for _, o in pairs])
+
+
+def check_on_host(artifact: Artifact, proto: onnx.ModelProto, atol: float = 1e-4, seed: int = 0) -> dict[str, Any]:
+    """Both saved models, run here, against the unoptimised fp32 reference."""
+    inputs = random_inputs(artifact.inputs, seed)
+    ref = reference_outputs(proto, inputs)
+    result: dict[str, Any] = {"seed": seed, "ok": True}
+    for role in ("model", "onnx_model"):
+        sess = load_session(artifact, role)
+        outs = dict(zip(artifact.outputs, sess.run(artifact.outputs, inputs)))
+        cmp = compare(outs, ref, atol)
+        result[role] = cmp.to_json() | {"providers": sess.get_providers()}
+        result["ok"] = result["ok"] and cmp.ok
+    return result
+
+
+def run_on_host(artifact: Artifact, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    sess = load_session(artifact)
+    return dict(zip(artifact.outputs, sess.run(artifact.outputs, dict(inputs))))
