@@ -211,7 +211,8 @@ def _assemble(ctx: Context, sha256: str) -> Analysis:
 
 
 def _segments(ctx, flat_of, offsets, gid_of_root, roots, channels_of_root) -> dict[int, list[list[int]]]:
-    """Partition each group's channels by which Split output / Slice range they reach."""
+    """Partition each group's channels by which Split output / Slice range they reach and
+    which producer makes them."""
     labels: dict[int, tuple] = {}
     for k, f in enumerate(ctx.fixups):
         if f.kind == "split":
@@ -226,6 +227,12 @@ def _segments(ctx, flat_of, offsets, gid_of_root, roots, channels_of_root) -> di
         for ids, label in parts:
             for flat in flat_of[ids].tolist():
                 labels[flat] = labels.get(flat, ()) + (label,)
+    # a producer may not lose every output channel either (convs concatenated, then tied
+    # to another producer by a residual add, share one group)
+    for k, s in enumerate(ctx.slices):
+        if s.member.role == OUT and s.member.param == "weight":
+            for flat in flat_of[s.ids].tolist():
+                labels[flat] = labels.get(flat, ()) + (("out", k),)
     out = {}
     for r in roots:
         off, n = offsets[gid_of_root[r]], len(channels_of_root[r])

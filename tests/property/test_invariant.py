@@ -1,0 +1,37 @@
+"""The pruning invariant on random graphs: pruned outputs equal the original's with the
+removed channels zeroed where consumed; parameters and MACs strictly fall."""
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edgeprune.graph import analyze
+from edgeprune.importance import scores
+from edgeprune.rewrite import prune, ratio_keep
+from tests.helpers import assert_invariant, export
+
+from .netgen import RandomNet, input_shape, random_keep, specs
+
+# Reproducible in CI: the same examples every run, no example database.
+CI = settings(max_examples=100, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@CI
+@given(spec=specs(), data=st.data())
+def test_random_subsets_of_every_group_keep_the_invariant(spec, data):
+    model = export(RandomNet(spec), input_shape(spec))
+    analysis = analyze(model)
+    keep = data.draw(random_keep(analysis), label="keep")
+    assert_invariant(model, keep, analysis=analysis)
+
+
+@settings(CI, max_examples=30)
+@given(spec=specs(), ratio=st.sampled_from([0.25, 0.5, 0.75]), criterion=st.sampled_from(["l1", "l2", "bn"]),
+       round_to=st.sampled_from([1, 2, 4]))
+def test_ratio_pruning_keeps_the_invariant_and_is_deterministic(spec, ratio, criterion, round_to):
+    model = export(RandomNet(spec), input_shape(spec))
+    analysis = analyze(model)
+    keep = ratio_keep(analysis, scores(model, analysis, criterion), ratio, round_to)
+    pruned = assert_invariant(model, keep, analysis=analysis)
+    again = prune(model, analyze(model), keep)
+    assert again.proto.SerializeToString(deterministic=True) == pruned.proto.SerializeToString(deterministic=True)
