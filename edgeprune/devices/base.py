@@ -27,6 +27,7 @@ class BenchTask:
     min_seconds: float = 0.2
     save_outputs: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    clock: str = "wall"            # "wall" | "cpu" (thread CPU time; threads == 1 only)
 
 
 @dataclass

@@ -1,0 +1,23 @@
+"""Where a device's LUT lives by default: profiles/luts/<device>-<backend>[-<cpu>].json.
+
+A host LUT belongs to the CPU it was measured on, so the host key includes the CPU
+fingerprint; a remote device's key is its profile name or its address.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..devices.profile import PROFILES_DIR, DeviceSpec
+
+LUTS_DIR = PROFILES_DIR / "luts"
+
+
+def default_lut_path(spec: DeviceSpec, backend: str, folder: Path = LUTS_DIR) -> Path:
+    if spec.kind == "local":
+        from ..devices.host import cpu_fingerprint
+        name = spec.profile.name if spec.profile else "host"
+        return Path(folder) / f"{name}-{backend}-{cpu_fingerprint()}.json"
+    name = spec.profile.name if spec.profile is not None else re.sub(r"[^A-Za-z0-9_.-]+", "_", spec.raw)
+    return Path(folder) / f"{name}-{backend}.json"

@@ -1,0 +1,144 @@
+"""Whole-model latency and energy from a LUT: the sum of the fused layers' entries plus the
+measured cost of everything else (the model's "rest" term).
+
+The rest term is measured once, on the dense model: rest = measured(dense) − Σ LUT(dense
+layers). It holds the ops pruning leaves alone or barely touches (input layout conversion,
+pooling, the classifier's reshape, session overhead) and the systematic difference between a
+layer timed alone and inside its model. It is stored in the LUT under the model's
+*structure key* — a hash of its ops and attributes without channel counts — so a pruned
+model finds the rest term of the dense model it came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from ..devices.energy import ESTIMATE_SOURCE, estimate_mj
+from .interp import GridInterpolator, LutMiss
+from .layers import Layer, Signature, model_layers
+from .table import Lut
+
+# attributes that change with channel pruning and so stay out of the structure key
+_CHANNEL_ATTRS = {"group"}
+
+
+def structure_key(model) -> str:
+    proto = getattr(model, "proto", model)
+    h = hashlib.sha256()
+    for n in proto.graph.node:
+        h.update(n.op_type.encode())
+        for a in sorted(n.attribute, key=lambda a: a.name):
+            if a.name not in _CHANNEL_ATTRS and a.type != a.TENSOR:
+                h.update(a.SerializeToString())
+    for i in proto.graph.input:
+        dims = i.type.tensor_type.shape.dim
+        h.update(",".join(str(d.dim_value) for d in dims).encode())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class Prediction:
+    latency_ms: float
+    energy_mj: float
+    energy_source: str           # a sensor kind ("rapl", ...) or ESTIMATE_SOURCE
+    estimated: bool              # True when any part is a roofline/analytical estimate
+    layers_ms: dict[str, float] = field(default_factory=dict)
+    rest_ms: float = 0.0
+
+    def to_json(self) -> dict:
+        return {"latency_ms": self.latency_ms, "energy_mj": self.energy_mj,
+                "energy_source": self.energy_source, "estimated": self.estimated,
+                "rest_ms": self.rest_ms, "layers_ms": self.layers_ms}
+
+
+class LatencyModel:
+    """Predicts a model's latency for any channel configuration of its fused layers.
+
+    Built once per (LUT, model); `predict_ms` is a few dict look-ups per layer (interpolators
+    and results are cached), so a knapsack may call it millions of times.
+    """
+
+    def __init__(self, lut: Lut, layers: list[Layer], rest_ms: float | None, rest_mj: float | None = None):
+        self.lut = lut
+        self.layers = {l.node: l for l in layers}
+        self.rest_ms = rest_ms
+        self.rest_mj = rest_mj
+        self._tables: dict[str, GridInterpolator] = {}
+        self._by_sig: dict[str, dict] = {}
+        self._energy_source = next((e.energy_source for e in lut.entries.values() if e.energy_source), None)
+        for (sig, ci, co), e in lut.entries.items():
+            self._by_sig.setdefault(sig, {})[(ci, co)] = (e.median_ms, e.energy_mj)
+
+    @classmethod
+    def for_model(cls, lut: Lut, model) -> "LatencyModel":
+        record = lut.models.get(structure_key(model))
+        return cls(lut, model_layers(model),
+                   None if record is None else record["rest_ms"],
+                   None if record is None else record.get("rest_mj"))
+
+    # ------------------------------------------------------------ per layer
+    def table(self, sig: str) -> GridInterpolator:
+        t = self._tables.get(sig)
+        if t is None:
+            if sig not in self._by_sig:
+                raise LutMiss(sig, 0, 0, [])
+            depthwise = sig.startswith("dwconv|")
+            t = self._tables[sig] = GridInterpolator(sig, self._by_sig[sig], self.lut.channel_step, depthwise)
+        return t
+
+    def layer_ms(self, node: str, c_in: int, c_out: int) -> float:
+        """Median latency of one fused layer at these channel counts (raises LutMiss)."""
+        return self.table(self.layers[node].signature.key)(c_in, c_out)[0]
+
+    def dense_channels(self) -> dict[str, tuple[int, int]]:
+        return {name: (l.c_in, l.c_out) for name, l in self.layers.items()}
+
+    def _channels(self, name: str, l: Layer, channels) -> tuple[int, int]:
+        return channels.get(name, (l.c_in, l.c_out)) if channels else (l.c_in, l.c_out)
+
+    # ------------------------------------------------------------ whole model
+    def predict_ms(self, channels: dict[str, tuple[int, int]] | None = None) -> float:
+        """Latency in ms; `channels` maps node name -> (c_in, c_out); absent nodes stay dense."""
+        total = self.rest_ms or 0.0
+        for name, l in self.layers.items():
+            ci, co = self._channels(name, l, channels)
+            total += self.table(l.signature.key)(ci, co)[0]
+        return total
+
+    def predict(self, channels: dict[str, tuple[int, int]] | None = None) -> Prediction:
+        layers_ms, measured_mj, estimated_mj, all_measured = {}, 0.0, 0.0, True
+        for name, l in self.layers.items():
+            ci, co = self._channels(name, l, channels)
+            ms, mj = self.table(l.signature.key)(ci, co)
+            layers_ms[name] = ms
+            if mj is None:
+                all_measured = False
+            else:
+                measured_mj += mj
+            estimated_mj += _layer_estimate_mj(l.signature, ci, co)
+        total = sum(layers_ms.values()) + (self.rest_ms or 0.0)
+        if all_measured and self.rest_mj is not None:
+            energy, source = measured_mj + self.rest_mj, self._energy_source
+        else:
+            energy, source = estimated_mj, ESTIMATE_SOURCE
+        return Prediction(latency_ms=total, energy_mj=energy, energy_source=source,
+                          estimated=bool(self.lut.header.get("estimated")),
+                          layers_ms=layers_ms, rest_ms=self.rest_ms or 0.0)
+
+    def missing(self, channels: dict[str, tuple[int, int]] | None = None) -> list[tuple[Signature, int, int]]:
+        """The (signature, c_in, c_out) points a prediction for `channels` still needs."""
+        need = []
+        for name, l in self.layers.items():
+            ci, co = self._channels(name, l, channels)
+            try:
+                self.table(l.signature.key)(ci, co)
+            except LutMiss as miss:
+                for p in (miss.points or [(ci, co)]):
+                    if (l.signature, *p) not in need:
+                        need.append((l.signature, *p))
+        return need
+
+
+def _layer_estimate_mj(sig: Signature, c_in: int, c_out: int) -> float:
+    return estimate_mj(sig.macs(c_in, c_out), sig.bytes_moved(c_in, c_out), sig.dtype)

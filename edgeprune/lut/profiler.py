@@ -1,0 +1,351 @@
+"""Measuring a LUT on a device: the entries a model needs, coarse first, refined where
+latency is not linear between neighbours, saved after every entry.
+
+Every decision (which grid points, where to refine) is a pure function of the entries
+already in the LUT, so a resumed run walks the same path and measures only what is missing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..devices.base import BenchTask, Device, TaskResult
+from ..errors import DeviceError
+from .layers import Layer, Signature, model_layers
+from .microbench import micro_model_file
+from .predict import structure_key
+from .table import LutWriter
+
+COARSE_POINTS = 4       # per axis, before refinement
+REL_TOL = 0.04          # refine where the midpoint is off the straight line by more than this ...
+NOISE_WEIGHT = 0.5      # ... plus this share of the neighbours' (p90 − median) spread
+
+
+@dataclass
+class Settings:
+    backend: str = "ort"
+    threads: int = 1
+    cores: list[int] | None = None
+    warmup: int = 3
+    repeats: int = 15
+    min_seconds: float = 0.15
+    options: dict = field(default_factory=dict)
+    batch: int = 64          # tasks per runner process
+    clock: str = "wall"      # "cpu" on a shared host: thread CPU time (threads == 1)
+
+
+Progress = Callable[[int, int], None]   # (newly done, new total)
+
+
+@dataclass
+class SigPlan:
+    """One signature's grid: candidate channel counts per axis and the coarse subset."""
+    signature: Signature
+    cin_candidates: list[int]
+    cout_candidates: list[int]
+
+    @property
+    def depthwise(self) -> bool:
+        return self.signature.kind == "dwconv"
+
+    def coarse(self, values: list[int]) -> list[int]:
+        if len(values) <= COARSE_POINTS:
+            return list(values)
+        idx = {round(i * (len(values) - 1) / (COARSE_POINTS - 1)) for i in range(COARSE_POINTS)}
+        return sorted(values[i] for i in idx)
+
+
+def _axis_candidates(dense_values: list[int], step: int, fixed: bool) -> list[int]:
+    if fixed:
+        return sorted(set(dense_values))
+    top = max(dense_values)
+    return sorted(set(range(step, top + 1, step)) | set(dense_values))
+
+
+def plan_signatures(layers: list[Layer], step: int, frozen: dict[str, tuple[bool, bool]]) -> list[SigPlan]:
+    by_sig: dict[str, list[Layer]] = {}
+    for l in layers:
+        by_sig.setdefault(l.signature.key, []).append(l)
+    plans = []
+    for ls in by_sig.values():
+        sig = ls[0].signature
+        # a grouped (non-depthwise) conv keeps its channels: rewrite rules leave it alone
+        grouped = sig.kind == "conv" and sig.groups > 1
+        in_fixed = grouped or all(frozen.get(l.node, (False, False))[0] for l in ls)
+        out_fixed = grouped or all(frozen.get(l.node, (False, False))[1] for l in ls)
+        if sig.kind == "dwconv":
+            in_fixed = out_fixed = in_fixed or out_fixed
+        plans.append(SigPlan(sig, _axis_candidates([l.c_in for l in ls], step, in_fixed),
+                             _axis_candidates([l.c_out for l in ls], step, out_fixed)))
+    return plans
+
+
+def frozen_axes(model, layers: list[Layer]) -> dict[str, tuple[bool, bool]]:
+    """Which channel axes of each layer cannot change: the input of a layer fed by the
+    model's input (image channels) and the output of a layer that reaches the model's
+    output (classes) without another layer between."""
+    proto = getattr(model, "proto", model)
+    g = proto.graph
+    layer_nodes = {l.node for l in layers}
+    producers = {o: n for n in g.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in g.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    inits = {t.name for t in g.initializer}
+    graph_in = {i.name for i in g.input} - inits
+    graph_out = {o.name for o in g.output}
+
+    def from_input(tensor: str, seen: set) -> bool:
+        if tensor in graph_in:
+            return True
+        p = producers.get(tensor)
+        if p is None or p.name in layer_nodes or p.name in seen:
+            return False
+        seen.add(p.name)
+        return any(from_input(i, seen) for i in p.input if i and i not in inits)
+
+    def to_output(tensor: str, seen: set) -> bool:
+        if tensor in graph_out:
+            return True
+        for c in consumers.get(tensor, []):
+            if c.name in layer_nodes or c.name in seen:
+                continue
+            seen.add(c.name)
+            if any(to_output(o, seen) for o in c.output):
+                return True
+        return False
+
+    node_by_name = {n.name: n for n in g.node}
+    out = {}
+    for l in layers:
+        n = node_by_name[l.node]
+        last = n
+        for name in l.fused:
+            last = node_by_name[name]
+        out[l.node] = (from_input(n.input[0], set()), to_output(last.output[0], set()))
+    return out
+
+
+class Profiler:
+    def __init__(self, device: Device, writer: LutWriter, settings: Settings,
+                 progress: Progress | None = None, workdir: Path | None = None):
+        self.device, self.writer, self.settings = device, writer, settings
+        self.progress = progress or (lambda done, total: None)
+        self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="edgeprune-micro-")
+        self.workdir = Path(workdir) if workdir else Path(self._tmp.name)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.run_id = uuid.uuid4().hex[:12]
+        self.measured = 0      # entries measured by this run
+        self.reused = 0        # entries found already in the LUT
+
+    # ------------------------------------------------------------- points
+    def _value(self, sig: Signature, c_in: int, c_out: int):
+        e = self.writer.lut.get(sig.key, c_in, c_out)
+        return None if e is None else (e.median_ms, e.p90_ms)
+
+    def ensure(self, points: list[tuple[Signature, int, int]]) -> None:
+        """Measure the points not yet in the LUT (each saved the moment it is measured)."""
+        todo, seen = [], set()
+        for sig, ci, co in points:
+            key = (sig.key, ci, co)
+            if key in seen:
+                continue
+            seen.add(key)
+            if self.writer.lut.get(*key) is None:
+                todo.append((sig, ci, co))
+            else:
+                self.reused += 1
+        self.progress(0, len(todo))
+        for start in range(0, len(todo), self.settings.batch):
+            self._measure_batch(todo[start:start + self.settings.batch])
+
+    def _task(self, sig: Signature, ci: int, co: int) -> BenchTask:
+        s = self.settings
+        return BenchTask(id=f"{sig.key}|{ci}x{co}", model=micro_model_file(sig, ci, co, self.workdir),
+                         backend=s.backend, threads=s.threads, cores=s.cores, warmup=s.warmup,
+                         repeats=s.repeats, min_seconds=s.min_seconds, options=s.options, clock=s.clock)
+
+    def _measure_batch(self, batch: list[tuple[Signature, int, int]]) -> None:
+        by_id = {}
+        tasks = []
+        for sig, ci, co in batch:
+            t = self._task(sig, ci, co)
+            by_id[t.id] = (sig, ci, co)
+            tasks.append(t)
+
+        def save(r: TaskResult) -> None:
+            if not r.ok:
+                raise DeviceError(f"{self.device.spec}: measuring {r.id} failed: {r.error}")
+            sig, ci, co = by_id[r.id]
+            self.writer.add(sig, ci, co, _run_record(r, self.run_id))
+            self.measured += 1
+            self.progress(1, 0)
+
+        self.device.measure(tasks, on_result=save)
+
+    # ------------------------------------------------------------- grids
+    def profile(self, plans: list[SigPlan]) -> None:
+        """Coarse grid of every signature, then rounds of refinement until linear."""
+        states = [_GridState(p) for p in plans]
+        while True:
+            self.ensure([pt for s in states for pt in s.grid_points()])
+            probes = [pt for s in states for pt in s.probes()]
+            if not probes:
+                break
+            self.ensure(probes)
+            for s in states:
+                s.decide(self._value)
+
+    def profile_model(self, model, name: str = "model") -> list[Layer]:
+        layers = model_layers(model)
+        self.profile(plan_signatures(layers, self.writer.lut.channel_step, frozen_axes(model, layers)))
+        self.measure_rest(model, layers, name)
+        return layers
+
+    def measure_rest(self, model, layers: list[Layer], name: str, model_path: Path | None = None) -> dict:
+        """The dense model timed whole; its rest term = that − Σ its layers' LUT entries."""
+        key = structure_key(model)
+        have = self.writer.lut.models.get(key)
+        if have is not None:
+            return have
+        path = model_path
+        if path is None:
+            path = self.workdir / f"model-{key}.onnx"
+            path.write_bytes(getattr(model, "proto", model).SerializeToString())
+        s = self.settings
+        task = BenchTask(id=f"model|{key}", model=path, backend=s.backend, threads=s.threads,
+                         cores=s.cores, warmup=s.warmup + 2, repeats=max(s.repeats, 20),
+                         min_seconds=max(1.0, 4 * s.min_seconds), options=s.options, clock=s.clock)
+        self.progress(0, 1)
+        (r,) = self.device.measure([task])
+        if not r.ok:
+            raise DeviceError(f"{self.device.spec}: measuring the whole model failed: {r.error}")
+        layers_ms = sum(self.writer.lut.get(l.signature.key, l.c_in, l.c_out).median_ms for l in layers)
+        record = {"name": name, "dense_ms": r.median_ms, "dense_p90_ms": r.p90_ms,
+                  "layers_ms": layers_ms, "rest_ms": r.median_ms - layers_ms, "at": _now(), "run": self.run_id}
+        layers_mj = [self.writer.lut.get(l.signature.key, l.c_in, l.c_out).energy_mj for l in layers]
+        if r.energy_mj is not None and all(v is not None for v in layers_mj):
+            record["rest_mj"] = r.energy_mj - sum(layers_mj)
+        self.writer.set_model(key, record)
+        self.progress(1, 0)
+        return record
+
+
+class _GridState:
+    """A signature's tensor grid as it is refined: axes, and the intervals still to test."""
+
+    def __init__(self, plan: SigPlan):
+        self.plan = plan
+        self.cin = plan.coarse(plan.cin_candidates)
+        self.cout = plan.coarse(plan.cout_candidates)
+        if plan.depthwise:
+            self.cin = self.cout
+        self.pending = [("out", a, b) for a, b in zip(self.cout, self.cout[1:])]
+        if not plan.depthwise:
+            self.pending += [("in", a, b) for a, b in zip(self.cin, self.cin[1:])]
+        self._probes: list[tuple[str, int, int, int, tuple]] = []
+
+    def grid_points(self):
+        sig = self.plan.signature
+        if self.plan.depthwise:
+            return [(sig, c, c) for c in self.cout]
+        return [(sig, ci, co) for ci in self.cin for co in self.cout]
+
+    def _mid(self, axis: str, a: int, b: int) -> int | None:
+        cands = self.plan.cin_candidates if axis == "in" else self.plan.cout_candidates
+        inner = [c for c in cands if a < c < b]
+        return inner[len(inner) // 2] if inner else None
+
+    def probes(self):
+        sig = self.plan.signature
+        self._probes = []
+        out = []
+        for axis, a, b in self.pending:
+            m = self._mid(axis, a, b)
+            if m is None:
+                continue
+            if self.plan.depthwise:
+                pts = ((a, a), (m, m), (b, b))
+            elif axis == "in":
+                co = self.cout[-1]
+                pts = ((a, co), (m, co), (b, co))
+            else:
+                ci = self.cin[-1]
+                pts = ((ci, a), (ci, m), (ci, b))
+            self._probes.append((axis, a, m, b, pts))
+            out.append((sig, *pts[1]))
+        self.pending = []
+        return out
+
+    def decide(self, value) -> None:
+        sig = self.plan.signature
+        for axis, a, m, b, pts in self._probes:
+            (fa, na), (fm, nm), (fb, nb) = [_split(value(sig, *p)) for p in pts]
+            w = (m - a) / (b - a)
+            line = fa + w * (fb - fa)
+            tol = REL_TOL * line + NOISE_WEIGHT * (na + nm + nb) / 3
+            if abs(fm - line) <= tol:
+                continue
+            values = self.cin if axis == "in" else self.cout
+            values.append(m)
+            values.sort()
+            if self.plan.depthwise:
+                self.cin = self.cout
+            self.pending += [(axis, a, m), (axis, m, b)]
+        self._probes = []
+
+
+def _split(v):
+    median, p90 = v
+    return median, max(0.0, p90 - median)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _run_record(r: TaskResult, run_id: str) -> dict:
+    rec = {"median_ms": r.median_ms, "p90_ms": r.p90_ms, "count": r.count, "at": _now(), "run": run_id}
+    if r.energy_mj is not None and math.isfinite(r.energy_mj):
+        rec["energy_mj"] = r.energy_mj
+        rec["energy_source"] = r.energy_source
+    if r.state:
+        rec["state"] = r.state
+    return rec
+
+
+STEP_CHOICES = (1, 2, 4, 8, 16, 32)
+STEP_TOL = 0.08
+
+
+def measure_channel_step(device: Device, settings: Settings, workdir: Path) -> tuple[int, dict]:
+    """The channel step of the device's staircase, measured: time a 3x3 conv at c_out = 65..96
+    (c_in 64, 14x14) and take the largest step s such that every count costs what the next
+    multiple of s costs (within STEP_TOL for at least 90% of counts) — pruning to a count
+    that is not a multiple of s saves nothing."""
+    sig = Signature(kind="conv", kernel=(3, 3), pads=(1, 1, 1, 1), in_hw=(14, 14), act="relu")
+    counts = list(range(64, 97))
+    tasks = [BenchTask(id=f"step|{c}", model=micro_model_file(sig, 64, c, workdir), backend=settings.backend,
+                       threads=settings.threads, cores=settings.cores, warmup=settings.warmup,
+                       repeats=settings.repeats, min_seconds=settings.min_seconds, options=settings.options,
+                       clock=settings.clock)
+             for c in counts]
+    results = {int(r.id.split("|")[1]): r for r in device.measure(tasks)}
+    bad = [r for r in results.values() if not r.ok]
+    if bad:
+        raise DeviceError(f"{device.spec}: measuring the channel step failed: {bad[0].error}")
+    ms = {c: results[c].median_ms for c in counts}
+    step = 1
+    for s in STEP_CHOICES:
+        probe = [c for c in counts if c > 64 and -(-c // s) * s <= 96]
+        ok = [abs(ms[c] / ms[-(-c // s) * s] - 1) <= STEP_TOL for c in probe]
+        if probe and sum(ok) >= 0.9 * len(ok):
+            step = s
+    return step, {"c_in": 64, "kernel": "3x3", "in_hw": "14x14", "median_ms": {str(c): ms[c] for c in counts}}

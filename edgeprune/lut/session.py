@@ -1,0 +1,78 @@
+"""Opening a device's LUT for measuring or predicting: its path, header and settings.
+
+The header names what the LUT belongs to (device, backend, CPU, threads) and its channel
+step; a new LUT for a profile whose step is "measure" gets the step measured on the device
+first. An existing LUT keeps its step, so `--resume` measures nothing twice.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from ..devices.profile import DeviceSpec, parse_device
+from ..errors import UsageError
+from .paths import default_lut_path
+from .profiler import Settings, measure_channel_step
+from .table import Lut, LutWriter, load_lut
+
+BACKENDS = ("ort", "tvm")
+
+
+def device_spec(device) -> DeviceSpec:
+    return getattr(device, "parsed", None) or parse_device(device.spec)
+
+
+def profile_settings(device, backend: str) -> Settings:
+    if backend not in BACKENDS:
+        raise UsageError(f"--backend {backend}: expected one of {', '.join(BACKENDS)}")
+    profile = getattr(device, "profile", None)
+    options = {}
+    if backend == "ort" and profile is not None:
+        options["providers"] = profile.providers()
+    threads = profile.threads if profile is not None else 1
+    cores = None
+    if hasattr(device, "default_cores"):
+        cores = device.default_cores()
+    elif profile is not None and profile.cores:
+        cores = list(profile.cores)
+    clock = profile.clock if profile is not None and threads == 1 else "wall"
+    return Settings(backend=backend, threads=threads, cores=cores, options=options, clock=clock)
+
+
+def lut_header(device, backend: str, channel_step: int, step_sweep: dict | None = None) -> dict:
+    spec = device_spec(device)
+    settings = profile_settings(device, backend)
+    header = {"device": spec.profile.name if spec.profile else spec.raw, "backend": backend,
+              "threads": settings.threads, "clock": settings.clock, "channel_step": int(channel_step)}
+    if spec.kind == "local":
+        from ..devices.host import cpu_fingerprint, cpu_model
+        header["cpu"] = cpu_model()
+        header["fingerprint"] = cpu_fingerprint()
+    if step_sweep:
+        header["channel_step_sweep"] = step_sweep
+    return header
+
+
+def open_writer(device, backend: str, path: str | Path | None = None) -> tuple[LutWriter, Path]:
+    """The device's LUT opened for writing, created (with a measured step) if absent."""
+    spec = device_spec(device)
+    path = Path(path) if path else default_lut_path(spec, backend)
+    if path.exists():
+        existing = load_lut(path)
+        header = lut_header(device, backend, existing.channel_step)
+        return LutWriter(path, header), path
+    step = spec.profile.channel_step if spec.profile else "measure"
+    sweep = None
+    if step == "measure":
+        with tempfile.TemporaryDirectory(prefix="edgeprune-step-") as tmp:
+            step, sweep = measure_channel_step(device, profile_settings(device, backend), Path(tmp))
+    return LutWriter(path, lut_header(device, backend, step, sweep)), path
+
+
+def load_device_lut(spec: DeviceSpec, backend: str, path: str | Path | None = None) -> Lut | None:
+    """The LUT to predict with, or None when none has been measured at the default place."""
+    if path:
+        return load_lut(path)
+    default = default_lut_path(spec, backend)
+    return load_lut(default) if default.exists() else None

@@ -1,0 +1,294 @@
+"""The LUT file: a versioned JSON document, validated on load, merged on save.
+
+    {"format": "edgeprune-lut", "version": 1,
+     "header": {"device", "backend", "cpu", "threads", "channel_step", ...},
+     "signatures": {key: Signature as JSON},                      # workloads, stored apart
+     "entries": [{"sig", "c_in", "c_out", "median_ms", "p90_ms", "count",
+                  "energy_mj", "energy_source", "runs": [...]}],   # measurements
+     "models": {structure_key: {"name", "rest_ms", "dense_ms", ...}}}  # whole-model "rest" terms
+
+Several runs of the same entry merge: each keeps its own record in `runs`; the entry's
+median is the median of the runs' medians, its p90 the largest p90, its count their sum.
+Writers hold a file lock, re-read what is on disk, merge, and replace the file atomically, so
+concurrent `profile` runs and a run killed at any instant never lose a saved entry.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jsonschema
+from filelock import FileLock
+
+from ..errors import UsageError
+from .layers import Signature
+
+FORMAT = "edgeprune-lut"
+VERSION = 1
+
+_RUN = {
+    "type": "object",
+    "required": ["median_ms", "p90_ms", "count"],
+    "properties": {
+        "median_ms": {"type": "number", "exclusiveMinimum": 0},
+        "p90_ms": {"type": "number", "exclusiveMinimum": 0},
+        "count": {"type": "integer", "minimum": 1},
+        "energy_mj": {"type": ["number", "null"], "minimum": 0},
+        "energy_source": {"type": ["string", "null"]},
+        "at": {"type": "string"},
+        "run": {"type": "string"},
+        "state": {"type": "object"},
+    },
+}
+SCHEMA = {
+    "type": "object",
+    "required": ["format", "version", "header", "signatures", "entries"],
+    "properties": {
+        "format": {"const": FORMAT},
+        "version": {"type": "integer"},
+        "header": {
+            "type": "object",
+            "required": ["device", "backend", "channel_step", "threads"],
+            "properties": {
+                "device": {"type": "string"}, "backend": {"type": "string"},
+                "cpu": {"type": "string"}, "fingerprint": {"type": "string"},
+                "channel_step": {"type": "integer", "minimum": 1},
+                "threads": {"type": "integer", "minimum": 0},
+                "estimated": {"type": "boolean"},
+            },
+        },
+        "signatures": {"type": "object", "additionalProperties": {"type": "object", "required": ["kind"]}},
+        "entries": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["sig", "c_in", "c_out", "runs"],
+                "properties": {
+                    "sig": {"type": "string"},
+                    "c_in": {"type": "integer", "minimum": 1},
+                    "c_out": {"type": "integer", "minimum": 1},
+                    "runs": {"type": "array", "minItems": 1, "items": _RUN},
+                },
+            },
+        },
+        "models": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object", "required": ["rest_ms"],
+                "properties": {"rest_ms": {"type": "number"}, "dense_ms": {"type": "number", "minimum": 0}},
+            },
+        },
+    },
+}
+
+
+@dataclass
+class Entry:
+    sig: str
+    c_in: int
+    c_out: int
+    runs: list[dict]
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(r["median_ms"] for r in self.runs)
+
+    @property
+    def p90_ms(self) -> float:
+        return max(r["p90_ms"] for r in self.runs)
+
+    @property
+    def count(self) -> int:
+        return sum(r["count"] for r in self.runs)
+
+    @property
+    def energy_mj(self) -> float | None:
+        vals = [r["energy_mj"] for r in self.runs if r.get("energy_mj") is not None]
+        return statistics.median(vals) if vals else None
+
+    @property
+    def energy_source(self) -> str | None:
+        return next((r["energy_source"] for r in self.runs if r.get("energy_mj") is not None), None)
+
+    def to_json(self) -> dict:
+        return {"sig": self.sig, "c_in": self.c_in, "c_out": self.c_out,
+                "median_ms": self.median_ms, "p90_ms": self.p90_ms, "count": self.count,
+                "energy_mj": self.energy_mj, "energy_source": self.energy_source, "runs": self.runs}
+
+
+@dataclass
+class Lut:
+    header: dict
+    signatures: dict[str, dict] = field(default_factory=dict)
+    entries: dict[tuple[str, int, int], Entry] = field(default_factory=dict)
+    models: dict[str, dict] = field(default_factory=dict)
+    path: Path | None = None
+
+    # ------------------------------------------------------------- queries
+    def get(self, sig: str, c_in: int, c_out: int) -> Entry | None:
+        return self.entries.get((sig, c_in, c_out))
+
+    def signature(self, key: str) -> Signature:
+        return Signature.from_json(self.signatures[key])
+
+    def points(self, sig: str) -> list[Entry]:
+        return [e for (s, _, _), e in self.entries.items() if s == sig]
+
+    @property
+    def channel_step(self) -> int:
+        return int(self.header["channel_step"])
+
+    # ------------------------------------------------------------- edits
+    def add(self, signature: Signature, c_in: int, c_out: int, run: dict) -> Entry:
+        _check_run(run, f"entry {signature.key} {c_in}x{c_out}")
+        self.signatures.setdefault(signature.key, signature.to_json())
+        key = (signature.key, c_in, c_out)
+        entry = self.entries.get(key)
+        if entry is None:
+            entry = self.entries[key] = Entry(signature.key, c_in, c_out, [])
+        if run not in entry.runs:
+            entry.runs.append(run)
+        return entry
+
+    def merge(self, other: "Lut", other_name: str = "LUT") -> None:
+        _check_compatible(self.header, other.header, other_name)
+        for k, v in other.signatures.items():
+            self.signatures.setdefault(k, v)
+        for key, e in other.entries.items():
+            mine = self.entries.get(key)
+            if mine is None:
+                self.entries[key] = Entry(e.sig, e.c_in, e.c_out, list(e.runs))
+            else:
+                mine.runs.extend(r for r in e.runs if r not in mine.runs)
+        for k, v in other.models.items():
+            self.models.setdefault(k, v)
+
+    def to_json(self) -> dict:
+        entries = sorted(self.entries.values(), key=lambda e: (e.sig, e.c_in, e.c_out))
+        return {"format": FORMAT, "version": VERSION, "header": self.header,
+                "signatures": dict(sorted(self.signatures.items())),
+                "entries": [e.to_json() for e in entries], "models": self.models}
+
+
+
+
+
+def _check_compatible(a: dict, b: dict, name: str) -> None:
+    for k in ("device", "backend", "fingerprint", "threads", "clock"):
+        if a.get(k) != b.get(k):
+            raise UsageError(f"{name}: cannot merge a LUT for {k}={b.get(k)!r} into one for {k}={a.get(k)!r}")
+
+
+def _check_run(run: dict, where: str) -> None:
+    for k in ("median_ms", "p90_ms", "energy_mj"):
+        v = run.get(k)
+        if v is not None and (not isinstance(v, (int, float)) or math.isnan(v) or math.isinf(v) or v < 0):
+            raise UsageError(f"{where}: {k} is {v!r}, not a finite non-negative number")
+
+
+# ----------------------------------------------------------------- files
+def load_lut(path: str | os.PathLike) -> Lut:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such LUT file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: cannot read LUT ({type(e).__name__})") from None
+    return parse_lut(text, str(path), path)
+
+
+def parse_lut(text: str, name: str, path: Path | None = None) -> Lut:
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except _NonFinite as e:
+        raise UsageError(f"{name}: LUT holds a non-finite number ({e})") from None
+    except json.JSONDecodeError as e:
+        what = "truncated" if e.pos >= len(text.rstrip()) else "corrupt"
+        raise UsageError(f"{name}: {what} LUT (JSON error at line {e.lineno} column {e.colno}: {e.msg})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise UsageError(f"{name}: not an edgeprune LUT (missing \"format\": \"{FORMAT}\")")
+    if doc.get("version") != VERSION:
+        raise UsageError(f"{name}: LUT version {doc.get('version')!r} is not supported (this edgeprune reads version {VERSION})")
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SCHEMA).iter_errors(doc))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "top level"
+        raise UsageError(f"{name}: invalid LUT at {where}: {error.message}")
+    lut = Lut(header=doc["header"], signatures=doc["signatures"], models=doc.get("models", {}), path=path)
+    for i, e in enumerate(doc["entries"]):
+        if e["sig"] not in lut.signatures:
+            raise UsageError(f"{name}: invalid LUT at entries/{i}: unknown signature {e['sig']!r}")
+        for r in e["runs"]:
+            _check_run(r, f"{name}: entries/{i}")
+        key = (e["sig"], e["c_in"], e["c_out"])
+        if key in lut.entries:
+            lut.entries[key].runs.extend(r for r in e["runs"] if r not in lut.entries[key].runs)
+        else:
+            lut.entries[key] = Entry(e["sig"], e["c_in"], e["c_out"], list(e["runs"]))
+    for k, m in lut.models.items():
+        if any(isinstance(v, float) and not math.isfinite(v) for v in m.values()):
+            raise UsageError(f"{name}: invalid LUT at models/{k}: non-finite number")
+    return lut
+
+
+class _NonFinite(ValueError):
+    pass
+
+
+def _reject_constant(name: str):
+    raise _NonFinite(name)
+
+
+def write_lut(lut: Lut, path: str | os.PathLike) -> None:
+    """Atomic write of the whole document (temp file in the same folder + os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "w") as f:
+            json.dump(lut.to_json(), f, indent=1, allow_nan=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+class LutWriter:
+    """Saves a LUT after every change, merging with whatever other writers put on disk."""
+
+    def __init__(self, path: str | os.PathLike, header: dict):
+        self.path = Path(path)
+        self.lock = FileLock(str(self.path) + ".lock", timeout=60)
+        with self.lock:
+            if self.path.exists():
+                self.lut = load_lut(self.path)
+                _check_compatible(self.lut.header, header, str(self.path))
+            else:
+                self.lut = Lut(header=dict(header), path=self.path)
+                write_lut(self.lut, self.path)
+
+    def _sync(self, change) -> None:
+        with self.lock:
+            if self.path.exists():
+                disk = load_lut(self.path)
+                change(disk)
+                disk.merge(self.lut, str(self.path))
+                self.lut = disk
+            else:
+                change(self.lut)
+            write_lut(self.lut, self.path)
+
+    def add(self, signature: Signature, c_in: int, c_out: int, run: dict) -> None:
+        self.lut.add(signature, c_in, c_out, run)  # validates before anything is written
+        self._sync(lambda lut: lut.add(signature, c_in, c_out, run))
+
+    def set_model(self, key: str, record: dict) -> None:
+        self.lut.models[key] = record
+        self._sync(lambda lut: lut.models.__setitem__(key, record))

@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""The device-side runner: `python runner.py JOB.json` (see PROTOCOL.md).
+
+Runs on the host, over adb, over ssh and under emulation, so it imports only the standard
+library, numpy and the runtime a task asks for (dispatched to `backend_<name>.py` beside this
+file). It never imports edgeprune. One line per finished task is appended to the results
+file and flushed at once: a runner killed midway keeps everything it finished, and a task
+whose id already has a line is skipped (what `--resume` rests on).
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+MAX_REPEATS = 100000
+MAX_SECONDS = 30.0  # one task never times longer than this, whatever min_seconds asks
+
+
+# ---------------------------------------------------------------- device state
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def device_state(root: str = "/") -> dict:
+    """Governor, current frequencies and thermal readings; whatever is readable."""
+    cpus = sorted(glob.glob(os.path.join(root, "sys/devices/system/cpu/cpu[0-9]*/cpufreq")),
+                  key=lambda p: int(p.split("cpu")[-1].split("/")[0]))
+    state: dict = {}
+    governors = [g for g in (_read(os.path.join(c, "scaling_governor")) for c in cpus) if g]
+    if governors:
+        state["governor"] = governors[0] if len(set(governors)) == 1 else governors
+    freqs = [int(f) for f in (_read(os.path.join(c, "scaling_cur_freq")) for c in cpus) if f and f.isdigit()]
+    if freqs:
+        state["freq_khz"] = freqs
+    temps = []
+    for zone in sorted(glob.glob(os.path.join(root, "sys/class/thermal/thermal_zone*/temp"))):
+        t = _read(zone)
+        if t and t.lstrip("-").isdigit():
+            temps.append(int(t))
+    if temps:
+        state["thermal_mc"] = temps
+    return state
+
+
+# ---------------------------------------------------------------- energy sensors
+class _Sampler:
+    """Reads an energy sensor across the timed loop. Kinds:
+    rapl    - a powercap `energy_uj` counter (microjoules, wraps at max_energy_range_uj)
+    battery - Android `current_now` (uA) x `voltage_now` (uV) in a power_supply folder, sampled
+    hwmon   - a hwmon/INA `power*_input` file (microwatts), sampled
+    """
+
+    PERIOD = 0.01
+
+    def __init__(self, spec: dict):
+        self.kind = spec.get("kind")
+        self.path = spec.get("path")
+        if self.kind not in ("rapl", "battery", "hwmon"):
+            raise ValueError(f"unknown energy sensor kind '{self.kind}'")
+        self._joules = 0.0
+        self._stop = threading.Event()
+        self._thread = None
+
+    def _power_w(self) -> float:
+        if self.kind == "battery":
+            cur = float(_read(os.path.join(self.path, "current_now")) or "nan")
+            volt = float(_read(os.path.join(self.path, "voltage_now")) or "nan")
+            # Android reports discharge current as negative on some phones, positive on others
+            return abs(cur) * 1e-6 * volt * 1e-6
+        return float(_read(self.path) or "nan") * 1e-6
+
+    def _loop(self):
+        last_t, last_p = time.perf_counter(), self._power_w()
+        while not self._stop.wait(self.PERIOD):
+            t, p = time.perf_counter(), self._power_w()
+            self._joules += 0.5 * (p + last_p) * (t - last_t)  # trapezoid
+            last_t, last_p = t, p
+        t, p = time.perf_counter(), self._power_w()
+        self._joules += 0.5 * (p + last_p) * (t - last_t)
+
+    def start(self):
+        if self.kind == "rapl":
+            self._start_uj = int(_read(self.path))
+        else:
+            self._thread = threading.Thread(target=self._loop, daemon=True)
+            self._thread.start()
+
+    def stop_joules(self) -> float:
+        if self.kind == "rapl":
+            end = int(_read(self.path))
+            delta = end - self._start_uj
+            if delta < 0:  # the counter wrapped
+                wrap = _read(os.path.join(os.path.dirname(self.path), "max_energy_range_uj"))
+                delta += int(wrap) if wrap else 0
+            return delta * 1e-6
+        self._stop.set()
+        self._thread.join()
+        return self._joules
+
+
+# ---------------------------------------------------------------- timing
+def _percentile(sorted_vals: list[float], q: float) -> float:
+    if not sorted_vals:
+        return float("nan")
+    k = (len(sorted_vals) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(sorted_vals) - 1)
+    return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (k - lo)
+
+
+def _pin(task: dict) -> None:
+    cores = task.get("cores")
+    if cores and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, set(int(c) for c in cores))
+
+
+def run_task(task: dict, job_dir: Path) -> dict:
+    import numpy as np
+
+    backend = importlib.import_module(f"backend_{task.get('backend', 'ort')}")
+    _pin(task)
+    model = Path(task["model"])
+    if not model.is_absolute():
+        model = job_dir / model
+    session = backend.load(str(model), threads=int(task.get("threads", 1)),
+                           options=task.get("options") or {})
+    feeds = _inputs(task, session, job_dir, np)
+    for _ in range(int(task.get("warmup", 5))):
+        session.run(feeds)
+    repeats = int(task.get("repeats", 30))
+    min_seconds = float(task.get("min_seconds", 0.2))
+    sampler = _Sampler(task["energy"]) if task.get("energy") else None
+    # "cpu" times the calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID): on a shared machine
+    # it leaves out the time the thread sat preempted. Valid only when the runtime computes on
+    # the calling thread, i.e. with one intra-op thread.
+    clock = task.get("clock", "wall")
+    if clock not in ("wall", "cpu"):
+        raise ValueError(f"unknown clock '{clock}'")
+    if clock == "cpu" and int(task.get("threads", 1)) != 1:
+        raise ValueError("clock 'cpu' needs threads == 1")
+    wall, cpu = [], []
+    if sampler:
+        sampler.start()
+    t_start = time.perf_counter()
+    while True:
+        c0, t0 = time.thread_time(), time.perf_counter()
+        session.run(feeds)
+        t1, c1 = time.perf_counter(), time.thread_time()
+        wall.append((t1 - t0) * 1e3)
+        cpu.append((c1 - c0) * 1e3)
+        elapsed = t1 - t_start
+        if (len(wall) >= repeats and elapsed >= min_seconds) or len(wall) >= MAX_REPEATS \
+                or elapsed >= MAX_SECONDS:
+            break
+    joules = sampler.stop_joules() if sampler else None
+    times = cpu if clock == "cpu" else wall
+    ordered = sorted(times)
+    result = {"id": task["id"], "ok": True, "clock": clock,
+              "median_ms": _percentile(ordered, 0.5), "p90_ms": _percentile(ordered, 0.9),
+              "mean_ms": sum(times) / len(times), "count": len(times), "times_ms": times,
+              "wall_median_ms": _percentile(sorted(wall), 0.5),
+              "cpu_median_ms": _percentile(sorted(cpu), 0.5),
+              "state": device_state()}
+    if joules is not None and joules == joules:  # NaN when the sensor could not be read
+        result["energy_mj"] = joules * 1e3 / len(times)
+        result["energy_source"] = sampler.kind
+    if task.get("save_outputs"):
+        out = Path(task["save_outputs"])
+        if not out.is_absolute():
+            out = job_dir / out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(out, **session.run(feeds))
+        result["outputs"] = task["save_outputs"]
+    return result
+
+
+def _inputs(task: dict, session, job_dir: Path, np) -> dict:
+    spec = task.get("inputs", "random")
+    if spec == "random":
+        rng = np.random.default_rng(0)
+        feeds = {}
+        for name, shape, dtype in session.input_specs():
+            dt = np.dtype(dtype)
+            if dt.kind == "f":
+                feeds[name] = rng.standard_normal(shape).astype(dt)
+            else:
+                feeds[name] = rng.integers(0, 2, size=shape).astype(dt)
+        return feeds
+    path = Path(spec)
+    if not path.is_absolute():
+        path = job_dir / path
+    with np.load(path) as data:
+        return {name: data[name][:1] if data[name].shape[0] != shape[0] else data[name]
+                for name, shape, _ in session.input_specs()}
+
+
+def _done_ids(results: Path) -> set[str]:
+    done = set()
+    if results.exists():
+        for line in results.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # a line cut by a kill: that task is simply run again
+            if isinstance(rec, dict) and "id" in rec:
+                done.add(rec["id"])
+    return done
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print(json.dumps({"error": "usage: runner.py JOB.json"}))
+        return 2
+    job_path = Path(argv[0]).resolve()
+    job = json.loads(job_path.read_text())
+    if job.get("version") != 1:
+        print(json.dumps({"error": f"unsupported job version {job.get('version')}"}))
+        return 2
+    results = Path(job.get("results", "results.jsonl"))
+    if not results.is_absolute():
+        results = job_path.parent / results
+    done = _done_ids(results)
+    n_done = n_failed = 0
+    with open(results, "a") as out:
+        for task in job["tasks"]:
+            if task["id"] in done:
+                continue
+            try:
+                rec = run_task(task, job_path.parent)
+                n_done += 1
+            except Exception as e:  # one failed task never stops the others
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                rec = {"id": task["id"], "ok": False, "error": f"{type(e).__name__}: {msg}"[:500]}
+                n_failed += 1
+            out.write(json.dumps(rec) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+    print(json.dumps({"done": n_done, "failed": n_failed}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
