@@ -1,0 +1,84 @@
+"""`edgeprune plan MODEL --device D --budget B [--criterion ...] [--data DATA] -o PLAN.json`."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import UsageError
+from ..graph import analyze
+from ..plan.budget import parse_budget
+from ..plan.knapsack import DEFAULT_BINS
+from .common import check_output_path, data_options, load_data_option, model_options, open_model
+
+
+@click.command("plan")
+@model_options
+@click.option("--device", "device_spec", default="host", show_default=True,
+              help="A profile name, a profile .toml, adb:SERIAL, ssh:USER@HOST[:PORT] or rpc:HOST:PORT/KEY.")
+@click.option("--budget", "budgets", multiple=True, required=True,
+              help="12ms, 0.5x (of the dense latency on the device) or 30mJ; repeat or join "
+                   "with commas to combine.")
+@click.option("--criterion", type=click.Choice(["l1", "l2", "bn", "taylor"]), default="l1", show_default=True)
+@data_options
+@click.option("--backend", type=click.Choice(["ort", "tvm"]), default="ort", show_default=True)
+@click.option("--lut", default=None, help="LUT file (default: the device's LUT in profiles/luts/).")
+@click.option("--min-channels", type=int, default=None,
+              help="Keep at least this many channels per group (default: one channel step).")
+@click.option("--step", type=int, default=None, help="Channel step (default: the LUT's).")
+@click.option("--solver", type=click.Choice(["auto", "dp", "greedy"]), default="auto", show_default=True)
+@click.option("--bins", type=int, default=DEFAULT_BINS, show_default=True,
+              help="Budget grid of the dynamic programme.")
+@click.option("-o", "--output", required=True, help="Output plan .json path.")
+def command(model, input_shape, weights, device_spec, budgets, criterion, data, image_size, mean,
+            std, backend, lut, min_channels, step, solver, bins, output):
+    """The hardware-aware channel plan: HALP's latency-saliency knapsack over a measured LUT."""
+    budget = parse_budget(budgets)
+    if criterion == "taylor" and not data:
+        raise UsageError("--criterion taylor needs --data")
+    for flag, value in (("--min-channels", min_channels), ("--step", step), ("--bins", bins)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be >= 1, got {value}")
+    out = check_output_path(output, ".json")
+
+    from ..devices.profile import parse_device
+    from ..importance import compute
+    from ..lut.api import latency_model
+    from ..plan.costs import LutCostModel
+    from ..plan.planner import plan_channels
+    from ..plan.schema import save_plan
+
+    spec = parse_device(device_spec)
+    loaded = open_model(model, input_shape, weights)
+    m = loaded.model
+    analysis = analyze(m)
+    if not analysis.prunable():
+        raise UsageError(f"{model}: no prunable channel group (see `edgeprune inspect`)")
+    calib = load_data_option(data, m, image_size, mean, std)
+    scores = compute(m, analysis, criterion, data=calib, module=loaded.module)
+    lm = latency_model(m, spec, backend, lut)
+    # a roofline prior has no measured step: the profile's, if it states one
+    prior_step = spec.profile.channel_step if spec.profile is not None and \
+        isinstance(spec.profile.channel_step, int) else None
+    cost = LutCostModel(lm, channel_step=None if getattr(lm, "lut", None) is not None else prior_step)
+    result = plan_channels(analysis, scores, cost, budget, step=step, min_channels=min_channels,
+                           bins=bins, method=solver, device=device_spec, criterion=criterion)
+    save_plan(result.plan, out)
+    _summary(result, cost)
+    click.echo(f"wrote {out}")
+
+
+def _summary(result, cost) -> None:
+    plan = result.plan
+    p, s = plan.predicted, plan.solver
+    est = " (estimated: roofline prior)" if cost.estimated else ""
+    e_est = " estimated" if p["energy_estimated"] else ""
+    pruned = sum(1 for g in plan.groups if g.kept < g.total)
+    click.echo(f"budget {plan.budget['text']}: predicted {p['latency_ms']:.3f} ms of dense "
+               f"{p['dense_latency_ms']:.3f} ms ({p['latency_ms'] / p['dense_latency_ms']:.3f}x){est}, "
+               f"energy {p['energy_mj']:.3f} mJ of {p['dense_energy_mj']:.3f} mJ{e_est}")
+    click.echo(f"kept {plan.importance['kept'] / max(plan.importance['total'], 1e-30):.1%} of "
+               f"{plan.criterion} importance; {pruned} of {len(plan.groups)} prunable groups shrink")
+    click.echo(f"solver {s['method']}: {s['iterations']} pricing iteration(s)"
+               f"{', converged' if s['converged'] else ''}, budget grid {s['bins']} bins "
+               f"(discretisation error <= {s['discretisation_error_ms']:.4f} ms), "
+               f"knapsack {result.solve_seconds:.3f} s, total {result.total_seconds:.3f} s")
