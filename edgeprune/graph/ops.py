@@ -458,9 +458,9 @@ def reshape(ctx: Context, node) -> None:
         if len(real_dst) == 1 or (len(real_dst) == 0 and len(x.ids) == 1):
             j = real_dst[0] if real_dst else lo_j
             ids = _merged_ids(x.ids, src, lo_i, hi_i, x.axis)
-            if target.reshape(-1)[j] > 0 and not bool(attr(node, "allowzero", 0)):
+            if target.reshape(-1)[j] > 0:
                 ctx.fixup(node, "shape", ids, input=1, index=j)
-            elif target.reshape(-1)[j] == 0 and j != x.axis:
+            elif target.reshape(-1)[j] == 0 and (j != x.axis or attr(node, "allowzero", 0)):
                 ctx.freeze(x.ids, f"{where(node)} copies a dim by position")
                 return
             ctx.set(node.output[0], j, ids)
