@@ -62,6 +62,9 @@ PROFILE_SCHEMA = {
                 "channel_step_source": {"type": "string"},
                 "threads": {"type": "integer", "minimum": 0},
                 "clock": {"enum": ["wall", "cpu"]},
+                "warmup": {"type": "integer", "minimum": 0},
+                "repeats": {"type": "integer", "minimum": 1},
+                "min_seconds": {"type": "number", "minimum": 0},
                 "cores": {"type": "array", "items": {"type": "integer", "minimum": 0}},
             },
         },
@@ -98,6 +101,7 @@ class DeviceProfile:
     threads: int
     clock: str                    # "wall", or "cpu" (thread CPU time, for a shared host)
     cores: list[int] | None
+    timing: dict                  # optional warmup / repeats / min_seconds per LUT entry
     power: dict | None
     roofline: dict | None
     lut_measured: bool
@@ -142,7 +146,8 @@ def load_profile_file(path: str | Path) -> DeviceProfile:
         name=doc["name"], description=doc["description"], reach=doc["reach"]["kind"],
         address=doc["reach"].get("address"), cpu=doc["cpu"], gpu=doc.get("gpu"),
         runtimes=doc["runtimes"], channel_step=measure.get("channel_step", "measure"),
-        threads=measure.get("threads", 1), clock=measure.get("clock", "wall"), cores=measure.get("cores"), power=doc.get("power"),
+        threads=measure.get("threads", 1), clock=measure.get("clock", "wall"), cores=measure.get("cores"),
+        timing={k: measure[k] for k in ("warmup", "repeats", "min_seconds") if k in measure}, power=doc.get("power"),
         roofline=doc.get("roofline"), lut_measured=doc.get("lut", {}).get("measured", False),
         path=path, raw=doc)
 

@@ -56,7 +56,8 @@ def micro_model(sig: Signature, c_in: int, c_out: int) -> onnx.ModelProto:
     if sig.act != "none":
         nodes.append(_activation(sig.act, "y0", "y", inits))
         out = "y"
-    y = helper.make_tensor_value_info(out, TensorProto.FLOAT, None)
+    y_shape = [sig.in_hw[0], c_out] if sig.kind == "linear" else [1, c_out, *sig.out_hw()]
+    y = helper.make_tensor_value_info(out, TensorProto.FLOAT, y_shape)
     graph = helper.make_graph(nodes, "micro", [x], [y], initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="edgeprune-microbench")

@@ -64,6 +64,7 @@ class LatencyModel:
         self.layers = {l.node: l for l in layers}
         self.rest_ms = rest_ms
         self.rest_mj = rest_mj
+        self.estimated = bool(lut.header.get("estimated"))
         self._tables: dict[str, GridInterpolator] = {}
         self._by_sig: dict[str, dict] = {}
         self._energy_source = next((e.energy_source for e in lut.entries.values() if e.energy_source), None)
@@ -142,3 +143,48 @@ class LatencyModel:
 
 def _layer_estimate_mj(sig: Signature, c_in: int, c_out: int) -> float:
     return estimate_mj(sig.macs(c_in, c_out), sig.bytes_moved(c_in, c_out), sig.dtype)
+
+
+class RooflineModel:
+    """A prior for a device with no measured LUT: each layer takes max(compute at the
+    profile's published peak FLOP/s, bytes at its peak bandwidth). Every prediction it makes
+    is marked `estimated`; it has no rest term (ops outside the fused layers count zero)."""
+
+    estimated = True
+
+    def __init__(self, roofline: dict, layers: list[Layer]):
+        self.roofline = roofline
+        self.layers = {l.node: l for l in layers}
+        self.rest_ms = 0.0
+        self._flops = roofline["peak_gflops_fp32"] * 1e9
+        self._int8 = roofline.get("peak_gops_int8", 4 * roofline["peak_gflops_fp32"]) * 1e9
+        self._bw = roofline["mem_bandwidth_gbs"] * 1e9
+
+    @classmethod
+    def for_model(cls, roofline: dict, model) -> "RooflineModel":
+        return cls(roofline, model_layers(model))
+
+    def dense_channels(self) -> dict[str, tuple[int, int]]:
+        return {name: (l.c_in, l.c_out) for name, l in self.layers.items()}
+
+    def layer_ms(self, node: str, c_in: int, c_out: int) -> float:
+        sig = self.layers[node].signature
+        peak = self._int8 if sig.dtype == "int8" else self._flops
+        return 1e3 * max(2 * sig.macs(c_in, c_out) / peak, sig.bytes_moved(c_in, c_out) / self._bw)
+
+    def predict_ms(self, channels: dict[str, tuple[int, int]] | None = None) -> float:
+        channels = channels or {}
+        return sum(self.layer_ms(n, *channels.get(n, (l.c_in, l.c_out))) for n, l in self.layers.items())
+
+    def predict(self, channels: dict[str, tuple[int, int]] | None = None) -> Prediction:
+        channels = channels or {}
+        layers_ms, mj = {}, 0.0
+        for n, l in self.layers.items():
+            ci, co = channels.get(n, (l.c_in, l.c_out))
+            layers_ms[n] = self.layer_ms(n, ci, co)
+            mj += _layer_estimate_mj(l.signature, ci, co)
+        return Prediction(latency_ms=sum(layers_ms.values()), energy_mj=mj, energy_source=ESTIMATE_SOURCE,
+                          estimated=True, layers_ms=layers_ms, rest_ms=0.0)
+
+    def missing(self, channels=None) -> list:
+        return []

@@ -135,15 +135,28 @@ def frozen_axes(model, layers: list[Layer]) -> dict[str, tuple[bool, bool]]:
 
 class Profiler:
     def __init__(self, device: Device, writer: LutWriter, settings: Settings,
-                 progress: Progress | None = None, workdir: Path | None = None):
+                 progress: Progress | None = None, workdir: Path | None = None, fresh: bool = False):
+        """`fresh`: measure every entry this run needs again (a new run record, merged with the
+        ones already in the LUT); otherwise (resume) entries already in the LUT are kept."""
         self.device, self.writer, self.settings = device, writer, settings
         self.progress = progress or (lambda done, total: None)
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="edgeprune-micro-")
         self.workdir = Path(workdir) if workdir else Path(self._tmp.name)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.run_id = uuid.uuid4().hex[:12]
+        self.fresh = fresh
         self.measured = 0      # entries measured by this run
-        self.reused = 0        # entries found already in the LUT
+        self._reused: set = set()   # entries found already in the LUT
+
+    @property
+    def reused(self) -> int:
+        return len(self._reused)
+
+    def _have(self, key) -> bool:
+        e = self.writer.lut.get(*key)
+        if e is None:
+            return False
+        return not self.fresh or any(r.get("run") == self.run_id for r in e.runs)
 
     # ------------------------------------------------------------- points
     def _value(self, sig: Signature, c_in: int, c_out: int):
@@ -158,10 +171,10 @@ class Profiler:
             if key in seen:
                 continue
             seen.add(key)
-            if self.writer.lut.get(*key) is None:
+            if not self._have(key):
                 todo.append((sig, ci, co))
-            else:
-                self.reused += 1
+            elif not any(r.get("run") == self.run_id for r in self.writer.lut.get(*key).runs):
+                self._reused.add(key)
         self.progress(0, len(todo))
         for start in range(0, len(todo), self.settings.batch):
             self._measure_batch(todo[start:start + self.settings.batch])
@@ -213,7 +226,7 @@ class Profiler:
         """The dense model timed whole; its rest term = that − Σ its layers' LUT entries."""
         key = structure_key(model)
         have = self.writer.lut.models.get(key)
-        if have is not None:
+        if have is not None and (not self.fresh or have.get("run") == self.run_id):
             return have
         path = model_path
         if path is None:

@@ -37,7 +37,8 @@ def profile_settings(device, backend: str) -> Settings:
     elif profile is not None and profile.cores:
         cores = list(profile.cores)
     clock = profile.clock if profile is not None and threads == 1 else "wall"
-    return Settings(backend=backend, threads=threads, cores=cores, options=options, clock=clock)
+    timing = profile.timing if profile is not None else {}
+    return Settings(backend=backend, threads=threads, cores=cores, options=options, clock=clock, **timing)
 
 
 def lut_header(device, backend: str, channel_step: int, step_sweep: dict | None = None) -> dict:

@@ -1,0 +1,89 @@
+"""`edgeprune profile --device DEVICE [--backend ort|tvm] [--model MODEL ...] [-o LUT] [--resume]`."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+import click
+
+from ..devices.open import open_device
+from ..errors import UsageError
+from ..lut.profiler import Profiler
+from ..lut.session import BACKENDS, open_writer, profile_settings
+from .common import open_model
+
+
+@click.command("profile")
+@click.option("--device", "device_spec", default="host", show_default=True,
+              help="A profile name, a profile .toml, adb:SERIAL, ssh:USER@HOST[:PORT] or rpc:HOST:PORT/KEY.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="ort", show_default=True)
+@click.option("--model", "models", multiple=True,
+              help="Measure the entries this model needs (repeatable): .onnx or package.module:function.")
+@click.option("--input-shape", default=None, help="Input shape for factories / dynamic dims, e.g. 1x3x224x224.")
+@click.option("--weights", default=None, help="State dict for a PyTorch factory MODEL.")
+@click.option("-o", "--output", "output", default=None,
+              help="LUT file (default: profiles/luts/<device>-<backend>[-<cpu>].json).")
+@click.option("--resume", is_flag=True,
+              help="Keep every entry already in the LUT and measure only what is missing.")
+def command(device_spec, backend, models, input_shape, weights, output, resume):
+    """Measure the latency (and energy where a sensor exists) lookup table on a device.
+
+    Without --resume every entry the models need is measured again and merged into the LUT
+    as a new run; with --resume an interrupted run continues without re-measuring."""
+    if output is not None and not output.endswith(".json"):
+        raise UsageError(f"-o {output}: a LUT is a .json file")
+    loaded = [(spec, open_model(spec, input_shape, weights).model) for spec in models]
+    device = open_device(device_spec)
+    try:
+        _profile(device, backend, loaded, output, resume)
+    finally:
+        device.close()
+
+
+def _profile(device, backend, loaded, output, resume):
+    settings = profile_settings(device, backend)
+    started = time.monotonic()
+    with _progress() as progress:
+        task = progress.add_task("channel step", total=None)
+        writer, path = open_writer(device, backend, output)
+        lut = writer.lut
+        click.echo(f"LUT {path}: device {lut.header['device']}, backend {backend}, channel step "
+                   f"{lut.channel_step}, {len(lut.entries)} entries already there", err=True)
+        total = [0]
+
+        def on_progress(done, new_total):
+            total[0] += new_total
+            progress.update(task, total=total[0], advance=done)
+
+        lines = []
+        measured = reused = 0
+        for spec, model in loaded:
+            progress.update(task, description=f"profiling {spec}")
+            profiler = Profiler(device, writer, settings, on_progress, fresh=not resume)
+            layers = profiler.profile_model(model, model.name)
+            rest = profiler.measure_rest(model, layers, model.name)
+            measured += profiler.measured
+            reused += profiler.reused
+            lines.append(f"  {spec}: {len(layers)} fused layers, {len({l.signature.key for l in layers})} "
+                         f"signatures; dense {rest['dense_ms']:.2f} ms measured, rest term {rest['rest_ms']:+.2f} ms")
+    elapsed = time.monotonic() - started
+    click.echo(f"{path}: {measured} entries measured, {reused} kept from before, "
+               f"{len(writer.lut.entries)} in the LUT ({elapsed:.0f} s)")
+    for line in lines:
+        click.echo(line)
+    if not loaded:
+        click.echo("  no --model given: entries are measured per model (--model) or on demand by "
+                   "`edgeprune latency`")
+
+
+@contextmanager
+def _progress():
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("entries"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=False) as progress:
+        yield progress

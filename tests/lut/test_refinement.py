@@ -1,0 +1,46 @@
+"""Adaptive refinement: a coarse grid first, then midpoints only where latency bends."""
+
+from edgeprune.lut.layers import Signature
+from edgeprune.lut.profiler import SigPlan, _GridState, plan_signatures
+from edgeprune.lut.layers import Layer
+
+SIG = Signature(kind="conv", kernel=(3, 3), pads=(1, 1, 1, 1), in_hw=(14, 14))
+
+
+def walk(plan, f):
+    """Run the refinement loop against a cost function; returns every point asked for."""
+    state, asked = _GridState(plan), set()
+    while True:
+        asked |= {(ci, co) for _, ci, co in state.grid_points()}
+        probes = state.probes()
+        if not probes:
+            return state, asked
+        asked |= {(ci, co) for _, ci, co in probes}
+        state.decide(lambda sig, ci, co: (f(ci, co), f(ci, co)))
+
+
+def test_linear_cost_needs_only_the_coarse_grid_and_one_probe_per_interval():
+    plan = SigPlan(SIG, list(range(16, 257, 16)), list(range(16, 257, 16)))
+    state, asked = walk(plan, lambda ci, co: 0.001 * ci * co)
+    assert len(state.cin) == 4 and len(state.cout) == 4
+    assert len(asked) == 16 + 6   # 4x4 grid + one probe per interval on each axis
+
+
+def test_a_step_in_latency_is_refined_down_to_the_channel_step():
+    # latency jumps when c_out crosses 112: refinement must put knots on both sides
+    def f(ci, co):
+        return 0.001 * ci * co + (5.0 if co > 112 else 0.0)
+    plan = SigPlan(SIG, [16, 64], list(range(16, 257, 16)))
+    state, _ = walk(plan, f)
+    assert 112 in state.cout and 128 in state.cout
+    assert len(state.cout) < 16   # but not the whole axis
+
+
+def test_frozen_and_depthwise_axes():
+    dw = Signature(kind="dwconv", kernel=(3, 3), pads=(1, 1, 1, 1), in_hw=(14, 14))
+    layers = [Layer("stem", SIG, 3, 64), Layer("dw", dw, 64, 64), Layer("fc", Signature(kind="linear"), 64, 10)]
+    plans = {p.signature.kind: p for p in plan_signatures(layers, 16, {"stem": (True, False), "fc": (False, True)})}
+    assert plans["conv"].cin_candidates == [3] and plans["conv"].cout_candidates == [16, 32, 48, 64]
+    assert plans["linear"].cout_candidates == [10]
+    state = _GridState(plans["dwconv"])
+    assert all(ci == co for _, ci, co in state.grid_points())

@@ -1,0 +1,64 @@
+"""Small models and a fast local device profile for the LUT tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tests.helpers import export
+
+
+class TinyNet(nn.Module):
+    """conv-bn-relu stem, an inverted-residual block (1x1, depthwise, 1x1 + skip), a linear head."""
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        self.expand = nn.Sequential(nn.Conv2d(width, 2 * width, 1, bias=False), nn.BatchNorm2d(2 * width), nn.ReLU6())
+        self.dw = nn.Sequential(nn.Conv2d(2 * width, 2 * width, 3, 1, 1, groups=2 * width, bias=False),
+                                nn.BatchNorm2d(2 * width), nn.ReLU6())
+        self.project = nn.Sequential(nn.Conv2d(2 * width, width, 1, bias=False), nn.BatchNorm2d(width))
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = x + self.project(self.dw(self.expand(x)))
+        return self.head(x.mean(dim=(2, 3)))
+
+
+def tiny_model(width: int = 32):
+    return export(TinyNet(width), (1, 3, 32, 32))
+
+
+def tiny_onnx(folder: Path, width: int = 32) -> Path:
+    path = Path(folder) / f"tiny{width}.onnx"
+    path.write_bytes(tiny_model(width).proto.SerializeToString())
+    return path
+
+
+def fast_profile(folder: Path, step: int = 16) -> Path:
+    """A local device profile with a fixed channel step and short timings: tests stay fast."""
+    path = Path(folder) / "testhost.toml"
+    path.write_text(f'''
+name = "testhost"
+description = "this machine, short timings for tests"
+[reach]
+kind = "local"
+[cpu]
+arch = "live"
+cores = "live"
+[runtimes.ort]
+providers = ["CPUExecutionProvider"]
+[measure]
+channel_step = {step}
+threads = 1
+clock = "cpu"
+warmup = 1
+repeats = 3
+min_seconds = 0.01
+[power]
+kind = "detect"
+''')
+    return path
