@@ -8,6 +8,7 @@ import os
 import pickle
 import re
 import sys
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,7 +153,10 @@ def _load_weights(module, path: Path, spec: str, torch) -> None:
     if not path.is_file():
         raise UsageError(f"--weights '{path}': no such file")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns about pickle protocols before refusing: the error line says it all
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         # weights_only refuses pickles that would run code (custom classes, callables)
         raise UsageError(f"{path}: refused: not a plain tensor file, loading it would run code "
