@@ -1,0 +1,121 @@
+"""Release gates for CI: limits on what the artifact measured, each with value and verdict.
+
+    --max-latency MS    measured median latency on the target (predicted when it could not be
+                        measured there — the gate says which)
+    --max-energy MJ     energy per inference: measured where a sensor exists, else the
+                        analytical estimate (marked so)
+    --min-fidelity F    top-1 agreement of the deployed model with the dense model, 0..1
+                        (needs DATA: agreement on random inputs means nothing)
+    --max-size MB       size of the deployed model file(s), 1 MB = 10^6 bytes
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import click
+
+from .errors import GateFailed, UsageError
+
+# name -> (flag, unit, "max" | "min")
+GATES = {
+    "max_latency": ("--max-latency", "ms", "max"),
+    "max_energy": ("--max-energy", "mJ", "max"),
+    "min_fidelity": ("--min-fidelity", "", "min"),
+    "max_size": ("--max-size", "MB", "max"),
+}
+
+
+def gate_options(fn):
+    """The four gate flags, for `compile` and `verify`."""
+    fn = click.option("--max-size", type=float, default=None,
+                      help="Gate: deployed model size in MB (10^6 bytes).")(fn)
+    fn = click.option("--min-fidelity", type=float, default=None,
+                      help="Gate: top-1 agreement with the dense model on DATA, 0..1.")(fn)
+    fn = click.option("--max-energy", type=float, default=None,
+                      help="Gate: energy per inference in mJ (measured, else estimated).")(fn)
+    return click.option("--max-latency", type=float, default=None,
+                        help="Gate: measured median latency on the target in ms.")(fn)
+
+
+def check_limits(limits: Mapping[str, float | None]) -> dict[str, float]:
+    """The gates asked for, validated before any work starts."""
+    out = {}
+    for name, value in limits.items():
+        if value is None:
+            continue
+        flag = GATES[name][0]
+        if not math.isfinite(value) or value <= 0 and name != "min_fidelity":
+            raise UsageError(f"{flag} {value}: must be a positive number")
+        if name == "min_fidelity" and not 0 <= value <= 1:
+            raise UsageError(f"{flag} {value}: top-1 agreement is a fraction in [0, 1]")
+        out[name] = float(value)
+    return out
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What the gates look at; `*_source` says how each value was obtained."""
+
+    latency_ms: float | None = None
+    latency_source: str = ""          # "measured median on host", "predicted (not measurable here)"
+    energy_mj: float | None = None
+    energy_source: str = ""           # "rapl", "estimated (...)"
+    fidelity: float | None = None
+    fidelity_source: str = ""         # "top-1 agreement on DATA (N samples)"
+    size_mb: float | None = None
+    size_source: str = ""             # which files
+
+
+@dataclass(frozen=True)
+class GateResult:
+    name: str
+    flag: str
+    limit: float
+    value: float | None
+    unit: str
+    source: str
+    passed: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"flag": self.flag, "limit": self.limit, "value": self.value, "unit": self.unit,
+                "source": self.source, "passed": self.passed}
+
+    def describe(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        value = "not available" if self.value is None else f"{_fmt(self.value)}{unit}"
+        verdict = "held" if self.passed else "failed"
+        op = "<=" if GATES[self.name][2] == "max" else ">="
+        return f"gate {self.flag} {_fmt(self.limit)}{unit} {verdict}: {value} ({self.source}), limit {op} {_fmt(self.limit)}"
+
+
+def evaluate(limits: Mapping[str, float], measured: Measured) -> list[GateResult]:
+    results = []
+    for name, limit in limits.items():
+        flag, unit, kind = GATES[name]
+        key = name.split("_", 1)[1]
+        value = getattr(measured, {"latency": "latency_ms", "energy": "energy_mj",
+                                   "fidelity": "fidelity", "size": "size_mb"}[key])
+        source = getattr(measured, f"{key}_source")
+        if value is None:
+            passed = False  # a gate that cannot be checked must not pass a release
+        elif kind == "max":
+            passed = value <= limit
+        else:
+            passed = value >= limit
+        results.append(GateResult(name, flag, limit, value, unit, source or "", passed))
+    return results
+
+
+def raise_if_failed(results: list[GateResult], where: str) -> None:
+    failed = [r for r in results if not r.passed]
+    if failed:
+        first = failed[0].describe()
+        more = f" (and {len(failed) - 1} more gate(s) failed)" if len(failed) > 1 else ""
+        raise GateFailed(f"{first}{more}; the artifact is in {where}")
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.0f}"

@@ -1,0 +1,579 @@
+"""`compile` as a composition of the stages: load (export), analyse, LUT (profile only what is
+missing), importance, plan, prune, recover, quantize, backend, verify, report.
+
+Every stage is someone else's module; this file only moves their artifacts from one to the
+next, records what each produced, and writes the artifact directory atomically (outdir.py).
+Input checks that need no work run first (`check_request`), so bad usage exits 2 with
+nothing written. The order of failure handling is the contract's: a bad input or an
+infeasible budget leaves no OUTDIR; a failed gate leaves the complete artifact and then
+raises GateFailed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from . import __version__
+from .errors import UsageError
+from .gates import GateResult, Measured, check_limits, evaluate, raise_if_failed
+from .outdir import ArtifactDir, check_outdir, sha256_file
+from .progress import Stages
+
+BACKENDS = ("ort", "tvm")
+QUANTIZE = ("none", "int8")
+CRITERIA = ("l1", "l2", "bn", "taylor")
+EVAL_EVERY = 4          # with DATA, every 4th sample is held out for fidelity (not calibrated on)
+MIN_SPLIT = 8           # fewer samples than this: fidelity is measured on the calibration samples
+RANDOM_SAMPLES = 4      # seeded random inputs for the output check when there is no DATA
+RANDOM_SEED = 0
+
+
+@dataclass
+class CompileRequest:
+    """Everything `compile` is asked for; the command line and the Python API both fill it."""
+
+    output: str
+    model: str | None = None           # MODEL: .onnx path or `package.module:function`
+    module: Any = None                 # or an nn.Module (Python API) with input_shape
+    input_shape: str | None = None
+    weights: str | None = None
+    target: str = "host"
+    budget: tuple[str, ...] = ()
+    sweep: tuple[str, ...] = ()        # extra budgets for the fidelity-vs-latency plot
+    backend: str = "ort"
+    quantize: str = "none"
+    data: str | None = None
+    data_arrays: Mapping[str, np.ndarray] | None = None   # DATA given as arrays (Python API)
+    image_size: str | None = None
+    mean: str | None = None
+    std: str | None = None
+    criterion: str | None = None       # default: taylor with DATA, l1 without
+    lut: str | None = None
+    tuning_trials: int = 0
+    gates: dict[str, float] = field(default_factory=dict)
+    config: str | None = None          # the edgeprune.toml the flags came from, if any
+    quiet: bool = False
+
+
+@dataclass
+class CompileResult:
+    outdir: Path
+    manifest: dict[str, Any]
+    gates: list[GateResult]
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+    @property
+    def report(self) -> Path:
+        return self.outdir / "report.md"
+
+
+def check_request(req: CompileRequest) -> CompileRequest:
+    """Every check that needs no work: exit 2 before anything is loaded or written."""
+    from .plan.budget import parse_budget
+
+    if (req.model is None) == (req.module is None):
+        raise UsageError("give a MODEL (an .onnx file or package.module:function)")
+    if req.backend not in BACKENDS:
+        raise UsageError(f"--backend {req.backend}: expected one of {', '.join(BACKENDS)}")
+    if req.quantize not in QUANTIZE:
+        raise UsageError(f"--quantize {req.quantize}: expected one of {', '.join(QUANTIZE)}")
+    if not req.budget:
+        raise UsageError("--budget is required (e.g. 12ms, 0.5x or 30mJ), on the command line "
+                         "or as budget in the [compile] table of edgeprune.toml")
+    parse_budget(req.budget)
+    for s in req.sweep:
+        parse_budget(s, flag="--sweep")
+    has_data = req.data is not None or req.data_arrays is not None
+    criterion = req.criterion or ("taylor" if has_data else "l1")
+    if criterion not in CRITERIA:
+        raise UsageError(f"--criterion {criterion}: expected one of {', '.join(CRITERIA)}")
+    if criterion == "taylor" and not has_data:
+        raise UsageError("--criterion taylor needs --data")
+    if req.quantize == "int8" and not has_data:
+        # static int8 needs activation ranges; calibrating on noise would ship a model whose
+        # ranges fit noise, so we refuse rather than guess
+        raise UsageError("--quantize int8 needs --data (calibration inputs for activation ranges); "
+                         "give --data, or --quantize none")
+    gates = check_limits(req.gates)
+    if "min_fidelity" in gates and not has_data:
+        raise UsageError("--min-fidelity needs --data: top-1 agreement on random inputs means nothing")
+    if req.tuning_trials < 0:
+        raise UsageError(f"--tuning-trials must be >= 0, got {req.tuning_trials}")
+    if req.lut is not None and not str(req.lut).endswith(".json"):
+        raise UsageError(f"--lut {req.lut}: a LUT is a .json file")
+    check_outdir(req.output)
+    return replace(req, criterion=criterion, gates=gates)
+
+
+# --------------------------------------------------------------------------- stages
+@dataclass
+class Source:
+    model: Any            # frontend Model
+    module: Any           # nn.Module or None
+    info: dict[str, Any]  # what the manifest says about the source
+
+
+def load_source(req: CompileRequest, workdir: Path) -> Source:
+    from .frontend.load import load_model
+    from .frontend.resolve import parse_input_shape, resolve_model
+
+    if req.module is not None:
+        from .frontend.export import export_module
+
+        if not req.input_shape:
+            raise UsageError("an nn.Module needs input_shape (e.g. '1x3x224x224')")
+        shapes = parse_input_shape(req.input_shape)
+        path = export_module(req.module, shapes, workdir / "source.onnx")
+        model = load_model(path)
+        info = {"kind": "module", "path": type(req.module).__name__, "sha256": model.sha256,
+                "input_shape": req.input_shape}
+        return Source(model, req.module, info)
+    r = resolve_model(req.model, input_shape=req.input_shape, weights=req.weights, workdir=workdir)
+    factory = r.module is not None
+    info = {"kind": "factory" if factory else "onnx",
+            "path": req.model if factory else str(Path(req.model).resolve()),
+            "sha256": r.model.sha256, "input_shape": req.input_shape}
+    if req.weights:
+        info["weights"] = {"path": str(Path(req.weights).resolve()), "sha256": sha256_file(Path(req.weights))}
+    return Source(r.model, r.module, info)
+
+
+@dataclass
+class Data:
+    calib: dict[str, np.ndarray] | None   # for importance, recovery, int8 calibration
+    evaluation: dict[str, np.ndarray]     # for fidelity and output checks
+    info: dict[str, Any]
+
+
+def load_inputs(req: CompileRequest, model) -> Data:
+    """DATA split into calibration and held-out evaluation samples; seeded random inputs
+    (for output checks only) when there is no DATA."""
+    if req.data is None and req.data_arrays is None:
+        return Data(None, random_samples(model), {"given": False, "evaluation": "random",
+                                                  "seed": RANDOM_SEED, "samples": RANDOM_SAMPLES})
+    if req.data_arrays is not None:
+        arrays = _check_arrays(req.data_arrays, model)
+        info = {"given": True, "path": None, "source": "arrays"}
+    else:
+        from .data import load_data_for
+
+        arrays = load_data_for(req.data, model, image_size=req.image_size, mean=req.mean, std=req.std)
+        p = Path(req.data)
+        info = {"given": True, "path": str(p.resolve()),
+                "sha256": sha256_file(p) if p.is_file() else None}
+    n = len(next(iter(arrays.values())))
+    if n >= MIN_SPLIT:
+        held = np.arange(n) % EVAL_EVERY == EVAL_EVERY - 1
+        calib = {k: v[~held] for k, v in arrays.items()}
+        evaluation = {k: v[held] for k, v in arrays.items()}
+        info.update(samples=n, calibration=int((~held).sum()), evaluation="held-out",
+                    evaluation_samples=int(held.sum()))
+    else:
+        calib = evaluation = arrays
+        info.update(samples=n, calibration=n, evaluation="calibration samples (too few to hold out)",
+                    evaluation_samples=n)
+    return Data(calib, evaluation, info)
+
+
+def _check_arrays(arrays: Mapping[str, np.ndarray], model) -> dict[str, np.ndarray]:
+    out = {}
+    for name, shape in model.input_shapes.items():
+        if name not in arrays:
+            raise UsageError(f"data: no array for model input '{name}' (have {sorted(arrays)})")
+        a = np.asarray(arrays[name], dtype=np.float32)
+        if a.ndim != len(shape) or tuple(a.shape[1:]) != tuple(shape[1:]) or len(a) == 0:
+            raise UsageError(f"data['{name}']: shape {a.shape}, expected (N, {', '.join(map(str, shape[1:]))})")
+        out[name] = a
+    return out
+
+
+def random_samples(model, n: int = RANDOM_SAMPLES, seed: int = RANDOM_SEED) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {name: rng.standard_normal((n, *shape[1:])).astype(np.float32)
+            for name, shape in model.input_shapes.items()}
+
+
+@dataclass
+class Costs:
+    latency_model: Any
+    cost_model: Any
+    info: dict[str, Any]
+
+
+def latency_costs(model, req: CompileRequest, stage) -> Costs:
+    """The device's LUT with the entries this model needs, profiling only the missing ones."""
+    from .devices.profile import parse_device
+    from .lut.api import latency_model
+    from .lut.paths import default_lut_path
+    from .lut.predict import structure_key
+    from .plan.costs import LutCostModel
+
+    spec = parse_device(req.target)
+    before = _lut_size(req.lut or (default_lut_path(spec, req.backend) if spec.kind == "local" else None))
+    if req.lut and not Path(req.lut).exists() and spec.kind == "local":
+        # lut.api reads an existing LUT only; a new --lut file is created by measuring
+        from .lut.api import measure_model_entries
+
+        measure_model_entries(model, spec, req.backend, req.lut, stage.progress)
+    lm = latency_model(model, spec, req.backend, req.lut, progress=stage.progress)
+    lut = getattr(lm, "lut", None)
+    prior_step = spec.profile.channel_step if spec.profile is not None and \
+        isinstance(spec.profile.channel_step, int) else None
+    cost = LutCostModel(lm, channel_step=None if lut is not None else prior_step)
+    info: dict[str, Any] = {"kind": "lut" if lut is not None else "roofline", "estimated": bool(cost.estimated)}
+    if lut is not None:
+        path = getattr(lut, "path", None) or req.lut or default_lut_path(spec, req.backend)
+        record = lut.models.get(structure_key(model), {})
+        info.update(path=str(path), entries=len(lut.entries),
+                    measured_now=max(0, len(lut.entries) - before), channel_step=lut.channel_step,
+                    dense_measured_ms=record.get("dense_ms"), dense_measured_p90_ms=record.get("dense_p90_ms"))
+        stage.note(f"{info['measured_now']} entries measured, {len(lut.entries)} in {Path(path).name}")
+    else:
+        stage.note("no measured LUT: roofline prior (estimated)")
+    return Costs(lm, cost, info)
+
+
+def _lut_size(path) -> int:
+    if path is None or not Path(path).is_file():
+        return 0
+    from .lut.table import load_lut
+
+    try:
+        return len(load_lut(path).entries)
+    except UsageError:
+        return 0
+
+
+def predict_layers(costs: Costs, model) -> dict[str, float] | None:
+    """Per fused layer latency of `model` (a pruned variant of the dense one) from the LUT;
+    None where the LUT cannot answer without new measurements."""
+    from .lut.interp import LutMiss
+
+    lm = costs.latency_model
+    lut = getattr(lm, "lut", None)
+    try:
+        if lut is None:
+            return type(lm).for_model(lm.roofline, model).predict().layers_ms
+        return type(lm).for_model(lut, model).predict().layers_ms
+    except (LutMiss, KeyError, UsageError):
+        return None
+
+
+def quantize_int8(model, calib: Mapping[str, np.ndarray], workdir: Path):
+    """Static QDQ int8 of `model` calibrated on `calib` (edgeprune.quantize when present)."""
+    from . import quantize as q
+
+    fn = getattr(q, "quantize_int8", None) or getattr(q, "quantize", None)
+    if fn is not None:
+        return fn(model, calib)
+    return _ort_qdq(model, calib, workdir)
+
+
+def _ort_qdq(model, calib, workdir: Path):
+    """Adapter until edgeprune.quantize lands: ORT's pre-processing (BN folded into Conv) and
+    static QDQ with per-channel int8 weights and min-max calibration."""
+    import onnxruntime.quantization as oq
+
+    from .frontend.load import load_model
+    from .recover.probe import split_batches
+
+    src, pre, dst = workdir / "q-src.onnx", workdir / "q-pre.onnx", workdir / "q-int8.onnx"
+    src.write_bytes(model.proto.SerializeToString())
+    oq.quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    batch = next(iter(model.input_shapes.values()))[0]
+
+    class Reader(oq.CalibrationDataReader):
+        def __init__(self):
+            self._it = iter(split_batches(calib, batch))
+
+        def get_next(self):
+            return next(self._it, None)
+
+    oq.quantize_static(str(pre), str(dst), Reader(), quant_format=oq.QuantFormat.QDQ, per_channel=True,
+                       activation_type=oq.QuantType.QInt8, weight_type=oq.QuantType.QInt8,
+                       calibrate_method=oq.CalibrationMethod.MinMax)
+    return load_model(dst, dict(model.input_shapes))
+
+
+def fidelity_of(dense_out, model, data) -> dict[str, Any]:
+    from .fidelity import compare, outputs
+
+    return compare(dense_out, outputs(model, data)).to_json()
+
+
+# --------------------------------------------------------------------------- compile
+def compile_model(req: CompileRequest) -> CompileResult:
+    req = check_request(req)
+    out = Path(req.output)
+    with Stages(quiet=req.quiet) as stages, ArtifactDir(out) as art, \
+            tempfile.TemporaryDirectory(prefix="edgeprune-compile-") as tmp:
+        run = _Run(req, stages, art.path, Path(tmp))
+        manifest = run.build()
+        gates = run.gates(manifest)
+        manifest["gates"] = {g.name: g.to_json() for g in gates}
+        with stages.stage("report", "report") as st:
+            run.write_report(manifest)
+            st.note(str(out / "report.md"))
+        from .report.manifest import validate
+
+        validate({**manifest, "files": {}})   # a manifest that breaks its schema is a bug: exit 1
+        art.commit(manifest)
+    from .report.manifest import load_manifest
+
+    final = load_manifest(out)
+    result = CompileResult(out, final, gates)
+    raise_if_failed(gates, str(out))
+    return result
+
+
+class _Run:
+    """One compile: the stages in order, each leaving its artifact on `self`."""
+
+    def __init__(self, req: CompileRequest, stages: Stages, staging: Path, workdir: Path):
+        self.req, self.stages, self.staging, self.workdir = req, stages, staging, workdir
+        self.fidelity: dict[str, Any] = {}
+        self.notes: list[str] = []
+
+    def build(self) -> dict[str, Any]:
+        from .frontend.load import save_model
+        from .graph import analyze
+        from .plan.budget import parse_budget
+        from .plan.schema import save_plan
+
+        req, S = self.req, self.stages
+        with S.stage("model", "load / export model") as st:
+            self.source = src = load_source(req, self.workdir)
+            st.note(f"{src.model.name}: {len(src.model.proto.graph.node)} nodes")
+        with S.stage("analyse", "channel analysis") as st:
+            self.analysis = analysis = analyze(src.model)
+            if not analysis.prunable():
+                raise UsageError(f"{req.model or 'module'}: no prunable channel group (see `edgeprune inspect`)")
+            st.note(f"{len(analysis.prunable())} prunable groups")
+            self.data = data = load_inputs(req, src.model)
+        with S.stage("lut", "latency table (missing entries)") as st:
+            self.costs = costs = latency_costs(src.model, req, st)
+        with S.stage("importance", f"importance ({req.criterion})"):
+            from .importance import compute
+
+            scores = compute(src.model, analysis, req.criterion, data=data.calib, module=src.module)
+        with S.stage("plan", "plan (latency-saliency knapsack)") as st:
+            from .plan.planner import plan_channels
+
+            self.budget = budget = parse_budget(req.budget)
+            self.plan_result = plan_channels(analysis, scores, costs.cost_model, budget,
+                                             device=req.target, criterion=req.criterion)
+            plan = self.plan_result.plan
+            st.note(f"predicted {plan.predicted['latency_ms']:.3f} ms of dense "
+                    f"{plan.predicted['dense_latency_ms']:.3f} ms")
+        self.dense_out = self._outputs(src.model, data.evaluation)
+        with S.stage("prune", "prune"):
+            from .rewrite import prune
+
+            pruned = prune(src.model, analysis, plan.keep) if plan.keep else src.model
+            self._fidelity("pruned", pruned)
+        self.fp32 = pruned
+        with S.stage("recover", "recover (reconstruction, BN)") as st:
+            if data.calib is None:
+                st.note("skipped: no DATA")
+                self.notes.append("No DATA: recovery (reconstruction, BN) did not run; only data-free "
+                                  "criteria were used.")
+            elif plan.keep:
+                from .recover import recover
+
+                rec = recover(src.model, pruned, analysis, plan.keep, data.calib)
+                self.fp32 = rec.model
+                self._fidelity("recovered", self.fp32)
+                st.note(f"{len(rec.steps)} layers refit")
+        save_model(self.fp32.proto, self.staging / "model.onnx")
+        save_plan(plan, self.staging / "plan.json")
+        self.deployed = self.fp32
+        if req.quantize == "int8":
+            with S.stage("quantize", "quantize (int8 QDQ)"):
+                self.deployed = quantize_int8(self.fp32, data.calib, self.workdir)
+                save_model(self.deployed.proto, self.staging / "model.int8.onnx")
+                self._fidelity("int8", self.deployed)
+        with S.stage("compile", f"compile ({req.backend})") as st:
+            self.artifact = self._compile()
+            st.note(", ".join(sorted(self.artifact.files.values())))
+        with S.stage("verify", "verify on the device") as st:
+            self.verified = self._verify()
+            m = self.verified.get("measured_median_ms")
+            st.note(f"median {m:.3f} ms" if m is not None else "not measurable here")
+        if req.sweep:
+            with S.stage("sweep", f"sweep ({len(req.sweep)} budgets)") as st:
+                self.sweep = self._sweep(scores)
+        else:
+            self.sweep = []
+        return self._manifest()
+
+    # ------------------------------------------------------------------ helpers
+    def _outputs(self, model, inputs):
+        from .fidelity import outputs
+
+        return outputs(model, inputs)
+
+    def _fidelity(self, stage: str, model) -> None:
+        if self.data.calib is not None:
+            self.fidelity[stage] = fidelity_of(self.dense_out, model, self.data.evaluation)
+
+    def _compile(self):
+        from .backends.base import TargetSpec
+        from .devices.profile import parse_device
+
+        spec = parse_device(self.req.target)
+        profile = spec.profile
+        if profile is None:
+            from .devices.profile import load_profile
+
+            profile = load_profile("host")
+        target = TargetSpec.from_profile(profile)
+        int8 = self.req.quantize == "int8"
+        if self.req.backend == "ort":
+            from .backends.ort import OrtBackend
+
+            # an int8 model optimised by ORT differs from the QDQ reference by rounding; the
+            # verify stage measures that difference instead of failing on a 1e-4 tolerance
+            return OrtBackend().compile(self.deployed.proto, target, self.staging, {"check": not int8})
+        from .backends.tvm import TvmBackend
+
+        options = {"int8": int8, "check": not int8, "tuning_trials": self.req.tuning_trials}
+        return TvmBackend().compile(self.deployed.proto, target, self.staging / "tvm", options)
+
+    def _verify(self) -> dict[str, Any]:
+        from .fidelity import compare
+        from .verify import check_artifact
+
+        kind = "DATA (held-out samples)" if self.data.calib is not None else \
+            f"random (seed {RANDOM_SEED}, {RANDOM_SAMPLES} samples): no DATA"
+        checked = check_artifact(self.artifact, self.deployed, self.data.evaluation, self.req.target,
+                                 self.staging, kind)
+        if self.data.calib is not None and checked.outputs is not None:
+            self.fidelity["artifact"] = compare(self.dense_out, checked.outputs).to_json()
+        return checked.info
+
+    def _sweep(self, scores) -> list[dict[str, Any]]:
+        """Plan, prune and recover at each extra budget: predicted latency against fidelity."""
+        from .errors import InfeasibleBudget
+        from .plan.budget import parse_budget
+        from .plan.planner import plan_channels
+        from .recover import recover
+        from .rewrite import prune
+
+        points = []
+        for text in self.req.sweep:
+            b = parse_budget(text, flag="--sweep")
+            point: dict[str, Any] = {"budget": b.text}
+            try:
+                plan = plan_channels(self.analysis, scores, self.costs.cost_model, b,
+                                     device=self.req.target, criterion=self.req.criterion).plan
+            except InfeasibleBudget as e:
+                point["infeasible"] = str(e)
+                points.append(point)
+                continue
+            point["predicted_ms"] = plan.predicted["latency_ms"]
+            if self.data.calib is not None:
+                m = prune(self.source.model, self.analysis, plan.keep) if plan.keep else self.source.model
+                if plan.keep:
+                    m = recover(self.source.model, m, self.analysis, plan.keep, self.data.calib).model
+                point["fidelity"] = fidelity_of(self.dense_out, m, self.data.evaluation)
+            points.append(point)
+        return points
+
+    # ------------------------------------------------------------------ manifest
+    def _manifest(self) -> dict[str, Any]:
+        from .graph import analyze
+
+        req, plan = self.req, self.plan_result.plan
+        after = analyze(self.fp32)
+        p = plan.predicted
+        lat_limit, en_limit = self.budget.limits(p["dense_latency_ms"])
+        layers_before = predict_layers(self.costs, self.source.model)
+        layers_after = predict_layers(self.costs, self.fp32)
+        int8_pred = predict_layers(self.costs, self.deployed) if req.quantize == "int8" else None
+        target = dict(self.artifact.target)
+        target.update(device=req.target, backend=req.backend)
+        v = self.verified
+        energy_measured = v.get("energy_mj")
+        return {
+            "format": "edgeprune-artifact",
+            "edgeprune_version": __version__,
+            "source": self.source.info,
+            "target": target,
+            "budget": {**self.budget.to_json(), "limit_ms": lat_limit, "limit_mj": en_limit},
+            "plan": {"criterion": plan.criterion, "file": "plan.json",
+                     "groups": {g.id: {"name": g.name, "kept": g.kept, "total": g.total} for g in plan.groups},
+                     "importance_kept": plan.importance["kept"] / max(plan.importance["total"], 1e-30),
+                     "solver": plan.solver},
+            "latency_ms": {
+                "dense_predicted": p["dense_latency_ms"], "predicted": p["latency_ms"],
+                "predicted_int8": (sum(int8_pred.values()) + (self.costs.latency_model.rest_ms or 0.0))
+                if int8_pred else None,
+                "dense_measured": self.costs.info.get("dense_measured_ms"),
+                "measured_median": v.get("measured_median_ms"), "measured_p90": v.get("measured_p90_ms"),
+                "estimated": bool(self.costs.cost_model.estimated),
+                "measured_on": v.get("measured_on"),
+                "layers_before": layers_before, "layers_after": layers_after,
+            },
+            "energy_mj": {
+                "dense_predicted": p["dense_energy_mj"], "predicted": p["energy_mj"],
+                "predicted_source": "estimated" if p["energy_estimated"] else "lut",
+                "measured": energy_measured, "measured_source": v.get("energy_source"),
+            },
+            "macs": {"before": int(self.analysis.macs), "after": int(after.macs)},
+            "params": {"before": int(self.analysis.params), "after": int(after.params)},
+            "fidelity": {"data": self.data.info, "stages": self.fidelity} if self.data.calib is not None
+            else None,
+            "quantize": {"mode": req.quantize,
+                         "calibration": None if req.quantize == "none" else
+                         f"min-max over {self.data.info.get('calibration')} DATA samples, per-channel int8 weights"},
+            "verify": {k: v[k] for k in v if k not in ("energy_mj", "energy_source")},
+            "lut": self.costs.info,
+            "sweep": self.sweep,
+            "notes": self.notes,
+            "timings_s": dict(self.stages.seconds),
+            "config": req.config,
+        }
+
+    def gates(self, manifest: dict[str, Any]) -> list[GateResult]:
+        return evaluate(self.req.gates, measured_from(manifest, self.staging))
+
+    def write_report(self, manifest: dict[str, Any]) -> None:
+        from .report.markdown import render
+        from .report.plots import write_plots
+
+        manifest["plots"] = write_plots(manifest, self.staging / "plots")
+        (self.staging / "report.md").write_text(render(manifest))
+
+
+def measured_from(manifest: dict[str, Any], root: Path) -> Measured:
+    """What the gates see, from a manifest (compile and verify use the same rules)."""
+    lat, en, v = manifest["latency_ms"], manifest["energy_mj"], manifest["verify"]
+    if lat.get("measured_median") is not None:
+        latency, lsrc = lat["measured_median"], f"measured median on {lat.get('measured_on')}"
+    else:
+        latency, lsrc = lat.get("predicted"), "predicted: not measurable on this device"
+    if en.get("measured") is not None:
+        energy, esrc = en["measured"], f"measured ({en.get('measured_source')})"
+    else:
+        energy, esrc = en.get("predicted"), f"predicted ({en.get('predicted_source')})"
+    fid = manifest.get("fidelity") or {}
+    stages = fid.get("stages") or {}
+    last = next((stages[s] for s in ("artifact", "int8", "recovered", "pruned") if s in stages), None)
+    which = next((s for s in ("artifact", "int8", "recovered", "pruned") if s in stages), None)
+    files = v.get("deployed_files") or []
+    size = sum((root / f).stat().st_size for f in files if (root / f).is_file()) / 1e6 if files else None
+    return Measured(
+        latency_ms=latency, latency_source=lsrc, energy_mj=energy, energy_source=esrc,
+        fidelity=last["top1_agreement"] if last else None,
+        fidelity_source=f"top-1 agreement of the {which} model with the dense model on "
+                        f"{last['samples']} DATA samples" if last else "no DATA",
+        size_mb=size, size_source=", ".join(files))
+

@@ -1,0 +1,160 @@
+"""report.md: budget against predicted and measured latency and energy, the gates, fidelity
+per stage, the per-layer plan and how the artifact was verified. Plain GitHub markdown, so a
+CI job can append it to $GITHUB_STEP_SUMMARY as it is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _f(v, digits: int = 3, unit: str = "") -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}{unit}"
+    return f"{v}{unit}"
+
+
+def _g(v) -> str:
+    return "—" if v is None else f"{v:.3g}"
+
+
+def _ratio(a, b) -> str:
+    return "—" if a is None or not b else f"{a / b:.2f}x"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+def _human(n: int) -> str:
+    for unit in ("", "K", "M", "G"):
+        if abs(n) < 1000:
+            return f"{n:.1f}{unit}" if unit else str(n)
+        n /= 1000
+    return f"{n:.1f}T"
+
+
+def headline(m: dict[str, Any]) -> list[str]:
+    """The few lines `make demo` and CI logs print."""
+    lat, en = m["latency_ms"], m["energy_mj"]
+    lines = [f"latency: dense {_f(lat['dense_predicted'])} ms predicted"
+             + (f" ({_f(lat.get('dense_measured'))} ms measured)" if lat.get("dense_measured") else "")
+             + f" → {_f(lat['predicted'])} ms predicted, {_f(lat['measured_median'])} ms measured "
+             f"(p90 {_f(lat['measured_p90'])} ms) on {m['target']['device']}"]
+    if lat.get("dense_measured") and lat.get("measured_median"):
+        lines.append(f"measured speed-up over dense: {lat['dense_measured'] / lat['measured_median']:.2f}x")
+    lines.append(f"energy: {_f(en['predicted'])} mJ predicted ({en['predicted_source']})"
+                 + (f", {_f(en['measured'])} mJ measured ({en['measured_source']})" if en.get("measured") else ""))
+    fid = (m.get("fidelity") or {}).get("stages") or {}
+    if fid:
+        lines.append("fidelity (top-1 agreement with dense): "
+                     + ", ".join(f"{k} {v['top1_agreement']:.1%}" for k, v in fid.items()))
+    else:
+        lines.append("fidelity: not measured (no DATA)")
+    gates = m.get("gates") or {}
+    if gates:
+        lines.append("gates: " + ", ".join(f"{g['flag']} {'held' if g['passed'] else 'FAILED'}"
+                                           for g in gates.values()))
+    return lines
+
+
+def render(m: dict[str, Any]) -> str:
+    src, tgt, lat, en, b = m["source"], m["target"], m["latency_ms"], m["energy_mj"], m["budget"]
+    name = src["path"].rsplit("/", 1)[-1]
+    out = [f"# edgeprune: {name} → {tgt['device']} ({tgt['backend']}"
+           + (", int8" if m.get("quantize", {}).get("mode") == "int8" else "") + ")", ""]
+    out += [f"- {line}" for line in headline(m)] + [""]
+
+    out += ["## Budget, predicted and measured", ""]
+    est = " (estimated: roofline prior)" if lat.get("estimated") else ""
+    out += _table(["", "budget", "dense", "predicted", "measured median", "measured p90"], [
+        ["latency (ms)", f"{b['text']} → {_f(b.get('limit_ms'))}" if b.get("limit_ms") else "—",
+         f"{_f(lat['dense_predicted'])} pred. / {_f(lat.get('dense_measured'))} meas.",
+         _f(lat["predicted"]) + est, _f(lat["measured_median"]), _f(lat["measured_p90"])],
+        ["energy (mJ)", _f(b.get("limit_mj")), f"{_f(en.get('dense_predicted'))} pred.",
+         f"{_f(en['predicted'])} ({en['predicted_source']})",
+         f"{_f(en['measured'])} ({en['measured_source']})" if en.get("measured") is not None
+         else "— (no sensor)", "—"],
+    ])
+    if lat.get("predicted_int8"):
+        out += ["", f"The plan is priced on fp32 LUT entries; the int8 model's LUT prediction is "
+                    f"{_f(lat['predicted_int8'])} ms."]
+    out += ["", f"Measured on `{lat.get('measured_on') or '—'}` with the LUT's pinning and clock "
+                f"({m['verify'].get('clock', '—')} clock, {m['verify'].get('threads', '—')} thread(s)).", ""]
+
+    gates = m.get("gates") or {}
+    out += ["## Gates", ""]
+    if gates:
+        out += _table(["gate", "limit", "value", "how", "result"], [
+            [g["flag"], _f(g["limit"], 4), _f(g["value"], 4), g.get("source", ""),
+             "✅ held" if g["passed"] else "❌ failed"] for g in gates.values()])
+    else:
+        out += ["No gates were set (`--max-latency`, `--max-energy`, `--min-fidelity`, `--max-size`)."]
+    out += [""]
+
+    out += ["## Fidelity against the dense model", ""]
+    fid = m.get("fidelity")
+    if fid:
+        d = fid["data"]
+        out += [f"On {d.get('evaluation_samples')} {d.get('evaluation')} samples of DATA "
+                f"({d.get('samples')} in all, {d.get('calibration')} used for calibration).", ""]
+        out += _table(["stage", "top-1 agreement", "max abs error", "samples"], [
+            [k, f"{v['top1_agreement']:.1%}", f"{v['max_abs_error']:.4g}", str(v["samples"])]
+            for k, v in fid["stages"].items()])
+    else:
+        out += ["**No DATA was given**: only data-free criteria ran (importance: "
+                f"`{m['plan']['criterion']}`), there was no recovery or int8 calibration, and "
+                "fidelity was not measured. The artifact's outputs were checked against its model "
+                "on seeded random inputs."]
+    out += [""]
+
+    out += ["## Model", ""]
+    out += _table(["", "before", "after", "ratio"], [
+        ["MACs", _human(m["macs"]["before"]), _human(m["macs"]["after"]), _ratio(m["macs"]["after"], m["macs"]["before"])],
+        ["parameters", _human(m["params"]["before"]), _human(m["params"]["after"]),
+         _ratio(m["params"]["after"], m["params"]["before"])],
+    ])
+    q = m.get("quantize") or {}
+    if q.get("mode") == "int8":
+        out += ["", f"int8: static QDQ, {q.get('calibration')}."]
+    out += [""]
+
+    out += ["## Plan per layer", "", f"Criterion `{m['plan']['criterion']}`, "
+            f"{m['plan'].get('importance_kept', 0):.1%} of the importance kept.", ""]
+    rows = []
+    for gid, g in m["plan"]["groups"].items():
+        mark = "" if g["kept"] == g["total"] else " ✂"
+        rows.append([gid, f"`{g['name']}`", f"{g['kept']} / {g['total']}", f"{g['kept'] / g['total']:.0%}{mark}"])
+    out += _table(["group", "layer", "kept / total", "kept"], rows) + [""]
+
+    v = m["verify"]
+    out += ["## Verification", ""]
+    out.append(f"- inputs: {v.get('inputs')}")
+    out.append(f"- artifact on this host vs the model it was built from: max abs error "
+               f"{_g(v.get('artifact_vs_model_max_abs_error'))}" + (f" ({v['host_run']})" if v.get("host_run") else ""))
+    if "device_outputs_max_abs_error" in v:
+        out.append(f"- outputs returned by the device vs the host reference: max abs error "
+                   f"{_g(v.get('device_outputs_max_abs_error'))}")
+    out.append(f"- deployed files: {', '.join(f'`{f}`' for f in v.get('deployed_files', []))}")
+    lut = m.get("lut") or {}
+    if lut.get("kind") == "lut":
+        out.append(f"- LUT: `{lut.get('path')}` ({lut.get('entries')} entries, {lut.get('measured_now')} "
+                   f"measured by this run, channel step {lut.get('channel_step')})")
+    out += [""]
+
+    plots = m.get("plots") or {}
+    if plots:
+        out += ["## Plots", ""]
+        out += [f"![{title}]({path})" for path, title in plots.items()] + [""]
+    if m.get("sweep"):
+        out += ["## Budget sweep", ""]
+        out += _table(["budget", "predicted ms", "top-1 agreement"], [
+            [p["budget"], _f(p.get("predicted_ms")),
+             f"{p['fidelity']['top1_agreement']:.1%}" if p.get("fidelity") else p.get("infeasible", "—")]
+            for p in m["sweep"]]) + [""]
+    if m.get("notes"):
+        out += ["## Notes", ""] + [f"- {n}" for n in m["notes"]] + [""]
+    return "\n".join(out)
