@@ -6,6 +6,10 @@ also folds every BatchNorm into the preceding Conv, which loses the BN scales (t
 criterion, BN re-estimation) and renames the weights. `TrainingMode.PRESERVE` on a module
 already in eval mode skips that fold and still exports inference BatchNormalization
 (training_mode=0, one output); constant folding of shape arithmetic still runs.
+
+A Linear applied to a 3-D tensor (transformers) exports as MatMul with the weight folded to
+its transpose under a generated name (`onnx::MatMul_194`); such a weight is renamed
+`<module>.weight_t` (e.g. `blocks.0.attn.qkv.weight_t`) so it can be traced to its module.
 """
 
 from __future__ import annotations
@@ -65,9 +69,38 @@ def export_module(module: nn.Module, input_shapes: Shape | Sequence[Shape] | Map
     finally:
         module.train(was_training)
     proto = onnx.load_from_string(buf.getvalue())
+    _name_transposed_weights(proto, module)
     path = Path(path)
     save_model(proto, path)
     return path
+
+
+def _name_transposed_weights(proto: onnx.ModelProto, module: nn.Module) -> None:
+    """Rename generated 2-D initializers that are exactly the transpose of one parameter."""
+    from onnx import numpy_helper
+
+    by_shape: dict[tuple[int, ...], list[tuple[str, torch.Tensor]]] = {}
+    for name, p in module.state_dict().items():
+        if p.dim() == 2 and name.endswith(".weight"):
+            by_shape.setdefault(tuple(p.shape[::-1]), []).append((name, p))
+    taken = {t.name for t in proto.graph.initializer}
+    renames = {}
+    for t in proto.graph.initializer:
+        if not t.name.startswith("onnx::") or len(t.dims) != 2:
+            continue
+        value = numpy_helper.to_array(t)
+        matches = [n for n, p in by_shape.get(tuple(t.dims), [])
+                   if p.dtype == torch.float32 and (p.detach().numpy().T == value).all()]
+        new = f"{matches[0]}_t" if len(matches) == 1 else None
+        if new and new not in taken:
+            renames[t.name] = new
+            taken.add(new)
+            t.name = new
+    if renames:
+        for node in proto.graph.node:
+            for k, name in enumerate(node.input):
+                if name in renames:
+                    node.input[k] = renames[name]
 
 
 def _inputs(input_shapes, input_names) -> tuple[list[str], list[Shape]]:
