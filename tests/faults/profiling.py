@@ -1,0 +1,88 @@
+"""What the fault and concurrency tests profile: a quick device profile of this machine
+(fixed channel step, few repeats) and small ONNX models with distinct layer signatures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+REPO = Path(__file__).resolve().parents[2]
+
+# The host profile with a fixed step and short timing: a LUT in seconds, not minutes.
+QUICK_HOST = """\
+name = "quickhost"
+description = "this machine, timed briefly (tests)"
+
+[reach]
+kind = "local"
+
+[cpu]
+arch = "live"
+cores = "live"
+
+[runtimes.ort]
+providers = ["CPUExecutionProvider"]
+
+[measure]
+channel_step = 8
+threads = 1
+clock = "cpu"
+warmup = 1
+repeats = 3
+min_seconds = 0.0
+
+[power]
+kind = "detect"
+"""
+
+
+def write_quick_profile(folder: Path) -> Path:
+    path = folder / "quickhost.toml"
+    path.write_text(QUICK_HOST)
+    return path
+
+
+def conv_chain(path: Path, size: int, widths: list[int], kernels: list[int]) -> Path:
+    """x -> Conv(k_i) -> Relu ... : one conv signature per (kernel, spatial size)."""
+    rng = np.random.default_rng(size)
+    nodes, inits, prev, c = [], [], "x", 3
+    for i, (w, k) in enumerate(zip(widths, kernels)):
+        inits.append(numpy_helper.from_array(rng.standard_normal((w, c, k, k)).astype(np.float32), f"w{i}"))
+        nodes.append(helper.make_node("Conv", [prev, f"w{i}"], [f"c{i}"], name=f"conv{i}",
+                                      pads=[k // 2] * 4))
+        nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}"))
+        prev, c = f"r{i}", w
+    graph = helper.make_graph(nodes, path.stem,
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, size, size])],
+                              [helper.make_tensor_value_info(prev, TensorProto.FLOAT, [1, c, size, size])],
+                              inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def profile_command(profile: Path, lut: Path, *models: Path, resume: bool = False) -> list[str]:
+    cmd = [sys.executable, "-m", "edgeprune", "profile", "--device", str(profile), "-o", str(lut)]
+    for m in models:
+        cmd += ["--model", str(m)]
+    return cmd + (["--resume"] if resume else [])
+
+
+def start(cmd: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def raw_entries(lut: Path) -> list[dict]:
+    return json.loads(lut.read_text())["entries"]
+
+
+def duplicated_keys(lut: Path) -> list[tuple]:
+    counts = Counter((e["sig"], e["c_in"], e["c_out"]) for e in raw_entries(lut))
+    return [k for k, n in counts.items() if n > 1]
