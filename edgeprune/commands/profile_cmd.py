@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 
@@ -11,6 +12,7 @@ from ..devices.open import open_device
 from ..errors import UsageError
 from ..lut.profiler import Profiler
 from ..lut.session import BACKENDS, open_writer, profile_settings
+from ..lut.table import load_lut
 from .common import open_model
 
 
@@ -33,6 +35,8 @@ def command(device_spec, backend, models, input_shape, weights, output, resume):
     as a new run; with --resume an interrupted run continues without re-measuring."""
     if output is not None and not output.endswith(".json"):
         raise UsageError(f"-o {output}: a LUT is a .json file")
+    if output is not None and Path(output).exists():
+        load_lut(output)  # a corrupt or foreign LUT is refused before any work starts
     loaded = [(spec, open_model(spec, input_shape, weights).model) for spec in models]
     device = open_device(device_spec)
     try:
@@ -83,7 +87,9 @@ def _progress():
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
 
+    console = Console(stderr=True)
+    # a live bar on a terminal; in logs (CI) the summary lines say it all
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("entries"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=False) as progress:
+                  console=console, transient=False, disable=not console.is_terminal) as progress:
         yield progress

@@ -23,7 +23,8 @@ def latency_model(model, device: str | DeviceSpec = "host", backend: str = "ort"
     - No LUT, but the profile has a roofline prior → RooflineModel (every output `estimated`).
     """
     spec = parse_device(device) if isinstance(device, str) else device
-    table = load_device_lut(spec, backend, lut)
+    table = load_device_lut(spec, backend, lut) if lut is None or Path(lut).exists() or spec.kind != "local" \
+        else None
     if table is None and spec.kind != "local":
         if spec.profile is not None and spec.profile.roofline:
             return RooflineModel.for_model(spec.profile.roofline, model)

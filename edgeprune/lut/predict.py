@@ -1,12 +1,12 @@
-"""Whole-model latency and energy from a LUT: the sum of the fused layers' entries plus the
-measured cost of everything else (the model's "rest" term).
+"""Whole-model latency and energy from a LUT: the fused layers' entries plus the measured
+cost of everything else.
 
-The rest term is measured once, on the dense model: rest = measured(dense) − Σ LUT(dense
-layers). It holds the ops pruning leaves alone or barely touches (input layout conversion,
-pooling, the classifier's reshape, session overhead) and the systematic difference between a
-layer timed alone and inside its model. It is stored in the LUT under the model's
+    latency(channels) = scale * Σ LUT(fused layer at its channels) + rest
+
+`rest` and `scale` are measured once per model on the device (calibrate.py: the dense model
+and one uniformly pruned variant timed whole). They are stored in the LUT under the model's
 *structure key* — a hash of its ops and attributes without channel counts — so a pruned
-model finds the rest term of the dense model it came from.
+model finds the terms of the dense model it came from.
 """
 
 from __future__ import annotations
@@ -59,8 +59,10 @@ class LatencyModel:
     and results are cached), so a knapsack may call it millions of times.
     """
 
-    def __init__(self, lut: Lut, layers: list[Layer], rest_ms: float | None, rest_mj: float | None = None):
+    def __init__(self, lut: Lut, layers: list[Layer], rest_ms: float | None, rest_mj: float | None = None,
+                 scale: float = 1.0):
         self.lut = lut
+        self.scale = scale
         self.layers = {l.node: l for l in layers}
         self.rest_ms = rest_ms
         self.rest_mj = rest_mj
@@ -74,9 +76,9 @@ class LatencyModel:
     @classmethod
     def for_model(cls, lut: Lut, model) -> "LatencyModel":
         record = lut.models.get(structure_key(model))
-        return cls(lut, model_layers(model),
-                   None if record is None else record["rest_ms"],
-                   None if record is None else record.get("rest_mj"))
+        if record is None:
+            return cls(lut, model_layers(model), None)
+        return cls(lut, model_layers(model), record["rest_ms"], record.get("rest_mj"), record.get("scale", 1.0))
 
     # ------------------------------------------------------------ per layer
     def table(self, sig: str) -> GridInterpolator:
@@ -101,18 +103,18 @@ class LatencyModel:
     # ------------------------------------------------------------ whole model
     def predict_ms(self, channels: dict[str, tuple[int, int]] | None = None) -> float:
         """Latency in ms; `channels` maps node name -> (c_in, c_out); absent nodes stay dense."""
-        total = self.rest_ms or 0.0
+        total = 0.0
         for name, l in self.layers.items():
             ci, co = self._channels(name, l, channels)
             total += self.table(l.signature.key)(ci, co)[0]
-        return total
+        return self.scale * total + (self.rest_ms or 0.0)
 
     def predict(self, channels: dict[str, tuple[int, int]] | None = None) -> Prediction:
         layers_ms, measured_mj, estimated_mj, all_measured = {}, 0.0, 0.0, True
         for name, l in self.layers.items():
             ci, co = self._channels(name, l, channels)
             ms, mj = self.table(l.signature.key)(ci, co)
-            layers_ms[name] = ms
+            layers_ms[name] = self.scale * ms
             if mj is None:
                 all_measured = False
             else:

@@ -49,16 +49,17 @@ class SigPlan:
     signature: Signature
     cin_candidates: list[int]
     cout_candidates: list[int]
+    dense: tuple[tuple[int, int], ...] = ()   # the layers' own (c_in, c_out): always measured
 
     @property
     def depthwise(self) -> bool:
         return self.signature.kind == "dwconv"
 
-    def coarse(self, values: list[int]) -> list[int]:
+    def coarse(self, values: list[int], dense: set[int]) -> list[int]:
         if len(values) <= COARSE_POINTS:
             return list(values)
         idx = {round(i * (len(values) - 1) / (COARSE_POINTS - 1)) for i in range(COARSE_POINTS)}
-        return sorted(values[i] for i in idx)
+        return sorted({values[i] for i in idx} | (dense & set(values)))
 
 
 def _axis_candidates(dense_values: list[int], step: int, fixed: bool) -> list[int]:
@@ -82,7 +83,8 @@ def plan_signatures(layers: list[Layer], step: int, frozen: dict[str, tuple[bool
         if sig.kind == "dwconv":
             in_fixed = out_fixed = in_fixed or out_fixed
         plans.append(SigPlan(sig, _axis_candidates([l.c_in for l in ls], step, in_fixed),
-                             _axis_candidates([l.c_out for l in ls], step, out_fixed)))
+                             _axis_candidates([l.c_out for l in ls], step, out_fixed),
+                             tuple((l.c_in, l.c_out) for l in ls)))
     return plans
 
 
@@ -222,33 +224,29 @@ class Profiler:
         self.measure_rest(model, layers, name)
         return layers
 
-    def measure_rest(self, model, layers: list[Layer], name: str, model_path: Path | None = None) -> dict:
-        """The dense model timed whole; its rest term = that − Σ its layers' LUT entries."""
+    def measure_rest(self, model, layers: list[Layer], name: str) -> dict:
+        """The model's whole-model terms (see calibrate.py), measured once per structure."""
+        from .calibrate import calibrate_model
+
         key = structure_key(model)
         have = self.writer.lut.models.get(key)
-        if have is not None and (not self.fresh or have.get("run") == self.run_id):
+        current = have is not None and "calibration" in have   # older records had no scale fit
+        if current and (not self.fresh or have.get("run") == self.run_id):
             return have
-        path = model_path
-        if path is None:
-            path = self.workdir / f"model-{key}.onnx"
-            path.write_bytes(getattr(model, "proto", model).SerializeToString())
-        s = self.settings
-        task = BenchTask(id=f"model|{key}", model=path, backend=s.backend, threads=s.threads,
-                         cores=s.cores, warmup=s.warmup + 2, repeats=max(s.repeats, 20),
-                         min_seconds=max(1.0, 4 * s.min_seconds), options=s.options, clock=s.clock)
         self.progress(0, 1)
-        (r,) = self.device.measure([task])
-        if not r.ok:
-            raise DeviceError(f"{self.device.spec}: measuring the whole model failed: {r.error}")
-        layers_ms = sum(self.writer.lut.get(l.signature.key, l.c_in, l.c_out).median_ms for l in layers)
-        record = {"name": name, "dense_ms": r.median_ms, "dense_p90_ms": r.p90_ms,
-                  "layers_ms": layers_ms, "rest_ms": r.median_ms - layers_ms, "at": _now(), "run": self.run_id}
-        layers_mj = [self.writer.lut.get(l.signature.key, l.c_in, l.c_out).energy_mj for l in layers]
-        if r.energy_mj is not None and all(v is not None for v in layers_mj):
-            record["rest_mj"] = r.energy_mj - sum(layers_mj)
+        record = calibrate_model(self, model, layers, name)
+        record.update(at=_now(), run=self.run_id)
         self.writer.set_model(key, record)
         self.progress(1, 0)
         return record
+
+    def whole_model_task(self, proto, tag: str) -> BenchTask:
+        path = self.workdir / f"model-{tag}.onnx"
+        path.write_bytes(proto.SerializeToString())
+        s = self.settings
+        return BenchTask(id=f"model|{tag}", model=path, backend=s.backend, threads=s.threads,
+                         cores=s.cores, warmup=s.warmup + 2, repeats=max(s.repeats, 20),
+                         min_seconds=max(1.0, 8 * s.min_seconds), options=s.options, clock=s.clock)
 
 
 class _GridState:
@@ -256,8 +254,8 @@ class _GridState:
 
     def __init__(self, plan: SigPlan):
         self.plan = plan
-        self.cin = plan.coarse(plan.cin_candidates)
-        self.cout = plan.coarse(plan.cout_candidates)
+        self.cin = plan.coarse(plan.cin_candidates, {ci for ci, _ in plan.dense})
+        self.cout = plan.coarse(plan.cout_candidates, {co for _, co in plan.dense})
         if plan.depthwise:
             self.cin = self.cout
         self.pending = [("out", a, b) for a, b in zip(self.cout, self.cout[1:])]

@@ -44,3 +44,11 @@ def test_frozen_and_depthwise_axes():
     assert plans["linear"].cout_candidates == [10]
     state = _GridState(plans["dwconv"])
     assert all(ci == co for _, ci, co in state.grid_points())
+
+
+def test_every_layers_own_channel_counts_are_on_the_coarse_grid():
+    # two layers share a signature with different dense counts (as in MobileNetV2)
+    layers = [Layer("a", SIG, 64, 384), Layer("b", SIG, 96, 576), Layer("c", SIG, 160, 960)]
+    (plan,) = plan_signatures(layers, 16, {})
+    points = {(ci, co) for _, ci, co in _GridState(plan).grid_points()}
+    assert {(64, 384), (96, 576), (160, 960)} <= points
