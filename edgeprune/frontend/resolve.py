@@ -158,9 +158,8 @@ def _load_weights(module, path: Path, spec: str, torch) -> None:
             warnings.simplefilter("ignore")
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        # weights_only refuses pickles that would run code (custom classes, callables)
-        raise UsageError(f"{path}: refused: not a plain tensor file, loading it would run code "
-                         f"({_unpickler_reason(e)})") from None
+        # weights_only refuses any pickle that would import or call something
+        raise UsageError(f"{path}: refused: not a plain tensor file ({_unpickler_reason(e)})") from None
     except Exception as e:
         raise UsageError(f"{path}: not a readable PyTorch weights file ({type(e).__name__}: "
                          f"{_first_line(e)})") from None
@@ -198,8 +197,12 @@ def _state_dict(obj) -> dict | None:
 
 
 def _unpickler_reason(e: BaseException) -> str:
-    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
-    return f"it references {found[1]}" if found else "weights_only=True rejected it"
+    text = str(e)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return f"loading it would run code: it references {found[1]}"
+    found = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+    return f"weights_only=True rejected it: {found[1].strip()}" if found else "weights_only=True rejected it"
 
 
 def _few(items: list[str], n: int = 3) -> str:
