@@ -20,10 +20,22 @@ from .types import Fixup, Member, Slice
 
 @dataclass
 class ChannelInfo:
-    """Where a tensor's channels are (axis) and which channel id sits at each position."""
+    """Where a tensor's channels are and which channel id sits at each position.
+
+    Usually one axis with a 1-D `ids`. After a Reshape splits channels into attention heads
+    the channels span several axes (`axes`, ascending) and `ids` has one dim per axis."""
 
     axis: int
     ids: np.ndarray
+    axes: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        if not self.axes:
+            self.axes = (self.axis,)
+
+    @property
+    def multi(self) -> bool:
+        return len(self.axes) > 1
 
 
 class UnionFind:
@@ -108,9 +120,24 @@ class Context:
     def get(self, name: str) -> ChannelInfo | None:
         return self.info.get(name) if name else None
 
+    def analysis_info(self, name: str) -> ChannelInfo | None:
+        info = self.get(name)
+        return None if info is None or info.multi else info
+
     # -- writing channel facts -----------------------------------------------------------
     def set(self, name: str, axis: int, ids: np.ndarray) -> None:
         self.info[name] = ChannelInfo(axis, np.asarray(ids, dtype=np.int64))
+
+    def set_axes(self, name: str, axes, ids: np.ndarray) -> None:
+        """Channels spread over several axes (ids has one dim per axis, in axis order)."""
+        axes = tuple(int(a) for a in axes)
+        order = np.argsort(axes)
+        ids = np.transpose(np.asarray(ids, dtype=np.int64), order)
+        axes = tuple(axes[k] for k in order)
+        if len(axes) == 1:
+            self.set(name, axes[0], ids)
+        else:
+            self.info[name] = ChannelInfo(axes[0], ids, axes)
 
     def fresh(self, n: int, node, frozen: str | None = None) -> np.ndarray:
         start = self.ids.grow(n)
@@ -123,18 +150,23 @@ class Context:
         return ids
 
     def union(self, a: np.ndarray, b: np.ndarray) -> None:
-        for x, y in zip(a.tolist(), b.tolist()):
+        for x, y in zip(np.ravel(a).tolist(), np.ravel(b).tolist()):
             if x != y:
                 self.ids.union(x, y)
                 self.blocks_uf.union(self.block_of[x], self.block_of[y])
 
+    def link(self, a: np.ndarray, b: np.ndarray) -> None:
+        """Put the producers of a and b in one group without tying the channels themselves."""
+        for x, y in zip(np.ravel(a).tolist(), np.ravel(b).tolist()):
+            self.blocks_uf.union(self.block_of[x], self.block_of[y])
+
     def atom(self, ids: np.ndarray) -> None:
         """These channels may only be removed all together (a conv group, a head)."""
-        self.atom_unions.append(np.asarray(ids, dtype=np.int64))
+        self.atom_unions.append(np.asarray(ids, dtype=np.int64).ravel())
 
     def freeze(self, ids: np.ndarray, reason: str) -> None:
-        if len(ids):
-            self.frozen.append((np.asarray(ids, dtype=np.int64), reason))
+        if np.size(ids):
+            self.frozen.append((np.asarray(ids, dtype=np.int64).ravel(), reason))
 
     def freeze_inputs(self, node, reason: str) -> None:
         for name in node.input:

@@ -11,7 +11,7 @@ from ..errors import UsageError
 from ..frontend.load import Model
 from .context import ChannelInfo, Context, UnionFind
 from .cost import count_macs, count_params
-from .ops import RULES, no_rule
+from .ops import MULTI_AXIS_OPS, RULES, no_rule
 from .types import IN, OUT, SHAPE, THROUGH, Fixup, Group, Member, Slice
 
 # Fewer channels than this are never worth a group of their own (and 1 would vanish).
@@ -108,6 +108,10 @@ def analyze(model: Model) -> Analysis:
         if node.domain not in ("", "ai.onnx"):
             ctx.freeze_inputs(node, f"{node.op_type} '{node.name}' is a custom-domain op ({node.domain})")
             continue
+        if node.op_type not in MULTI_AXIS_OPS and any(
+                ctx.get(n) is not None and ctx.get(n).multi for n in node.input):
+            ctx.freeze_inputs(node, f"{node.op_type} '{node.name}' meets channels split into attention heads")
+            continue
         RULES.get(node.op_type, no_rule)(ctx, node)
     for out in proto.graph.output:
         info = ctx.get(out.name)
@@ -126,11 +130,13 @@ def _layers(proto, ctx: Context) -> dict[str, tuple[str, str, int, int]]:
     for node in proto.graph.node:
         if node.op_type not in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
             continue
+        if node.op_type == "MatMul" and not ctx.is_const(node.input[1]):
+            continue  # activation x activation (attention): no weight to time per channel
         x, y = node.input[0], node.output[0]
         xs, ys = ctx.shape(x), ctx.shape(y)
         if xs is None or ys is None:
             continue
-        xi, yi = ctx.get(x), ctx.get(y)
+        xi, yi = ctx.analysis_info(x), ctx.analysis_info(y)
         c_in = len(xi.ids) if xi else (xs[1] if node.op_type in ("Conv", "ConvTranspose", "Gemm") else xs[-1])
         c_out = len(yi.ids) if yi else (ys[1] if node.op_type != "MatMul" else ys[-1])
         layers[node.name] = (x if xi else "", y, int(c_in), int(c_out))
@@ -207,7 +213,9 @@ def _assemble(ctx: Context, sha256: str) -> Analysis:
         groups.append(Group(gid, ctx.blocks[_first_block(ctx, block_root, r)].node, n,
                             members[r], frozen, group_atoms if len(sizes) == 1 and max(sizes) > 1 else [],
                             segments.get(r, [])))
-    return Analysis(sha256, groups, ctx.slices, ctx.fixups, dict(ctx.info), flat_of, offsets)
+    # head-split tensors live only inside attention; consumers of `tensors` see channel axes
+    tensors = {name: info for name, info in ctx.info.items() if not info.multi}
+    return Analysis(sha256, groups, ctx.slices, ctx.fixups, tensors, flat_of, offsets)
 
 
 def _segments(ctx, flat_of, offsets, gid_of_root, roots, channels_of_root) -> dict[int, list[list[int]]]:

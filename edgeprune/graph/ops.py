@@ -53,7 +53,13 @@ def _in_input(ctx: Context, node, k: int):
 def _pass_through(ctx: Context, node) -> None:
     x = _in_input(ctx, node, 0)
     if x is not None and node.output:
-        ctx.set(node.output[0], x.axis, x.ids)
+        ctx.set_axes(node.output[0], x.axes, x.ids)
+
+
+# Ops whose rules understand channels spread over several axes (attention heads); any
+# other op meeting such channels freezes them.
+MULTI_AXIS_OPS = {"Reshape", "Transpose", "Gather", "MatMul", "Softmax", "Mul", "Div", "Add", "Sub",
+                  "Cast", "Identity", "Dropout", "Where", "Split", "Squeeze"}
 
 
 # ---- elementwise -------------------------------------------------------------------------
@@ -87,6 +93,9 @@ def broadcast_elementwise(ctx: Context, node) -> None:
         if tracked:
             ctx.freeze_inputs(node, f"{where(node)} has an unknown output shape")
         return
+    if any(info.multi for _, info in tracked):
+        _broadcast_heads(ctx, node, operands, tracked, out_rank)
+        return
     axes = {out_rank - ctx.rank(n) + info.axis for n, info in tracked}
     if len(axes) != 1:
         ctx.freeze_inputs(node, f"{where(node)} mixes channel axes")
@@ -118,6 +127,29 @@ def broadcast_elementwise(ctx: Context, node) -> None:
         else:
             ctx.freeze(y, f"{where(node)}: input '{name}' carries channels of unknown origin")
     ctx.set(out, axis, y)
+
+
+def _broadcast_heads(ctx: Context, node, operands, tracked, out_rank) -> None:
+    """Head-split channels meet scalars or masks that broadcast over every channel axis
+    (attention scale, additive mask): they pass through; anything else freezes them."""
+    (name, x), = tracked if len(tracked) == 1 else [(None, None)]
+    if x is None:
+        ctx.freeze_inputs(node, f"{where(node)} combines head-split channels")
+        return
+    shift = out_rank - ctx.rank(name)
+    for other in operands:
+        if other == name:
+            continue
+        shape = ctx.shape(other)
+        if shape is None:
+            ctx.freeze(x.ids, f"{where(node)}: input '{other}' has an unknown shape")
+            return
+        for a in x.axes:
+            k = a + shift - (out_rank - len(shape))
+            if k >= 0 and shape[k] != 1:
+                ctx.freeze(x.ids, f"{where(node)}: input '{other}' varies along head-split channels")
+                return
+    ctx.set_axes(node.output[0], [a + shift for a in x.axes], x.ids)
 
 
 # ---- producers -----------------------------------------------------------------------------
@@ -259,9 +291,44 @@ def matmul(ctx: Context, node) -> None:
             ctx.slice(b_name, 0, a.ids, node, IN, "weight")
         ctx.set(out, out_rank - 1, y)
         return
-    reason = (f"{where(node)} multiplies two activations (attention)" if a is not None and b is not None
-              else f"{where(node)} is not activation x 2-D constant weight")
+    if a is not None and b is not None and a_rank and ctx.rank(b_name) and out_rank:
+        if _attention_matmul(ctx, node, a, b, a_rank, ctx.rank(b_name), out_rank):
+            return
+    reason = (f"{where(node)} multiplies two activations outside an attention-head pattern"
+              if a is not None and b is not None else f"{where(node)} is not activation x 2-D constant weight")
     ctx.freeze_inputs(node, reason)
+
+
+def _attention_matmul(ctx: Context, node, a, b, ra: int, rb: int, ro: int) -> bool:
+    """Per-head products: scores = q @ k^T (contracts the head dim) and out = attn @ v.
+
+    Both operands carry the heads on the same batch axis. Whole heads are atoms, so a head's
+    first channel id stands for the head on the attention-score tensor."""
+    a_out = [x + ro - ra for x in a.axes]
+    b_out = [x + ro - rb for x in b.axes]
+    batch = [x for x in a_out if x < ro - 2]
+    if not batch or batch != [x for x in b_out if x < ro - 2]:
+        return False
+    a_rest = [x for x in a_out if x >= ro - 2]
+    b_rest = [x for x in b_out if x >= ro - 2]
+    nb = len(batch)
+    if a_rest == [ro - 1] and b_rest == [ro - 2] and a.ids.shape == b.ids.shape:
+        # q [.., H, N, d] @ kT [.., H, d, N]: q's and k's head dims pair up position by position
+        ctx.union(a.ids, b.ids)
+        for h in np.ndindex(*a.ids.shape[:nb]):
+            ctx.atom(a.ids[h])
+            ctx.atom(b.ids[h])
+        ctx.set_axes(node.output[0], batch, a.ids[(Ellipsis, 0)])
+        return True
+    if not a_rest and b_rest == [ro - 1] and b.ids.shape[:nb] == a.ids.shape:
+        # attn [.., H, N, N] @ v [.., H, N, d]: head h of v goes with head h of q and k (one
+        # atom, one group) but v's channels stay channels of their own
+        ctx.link(a.ids, b.ids[(Ellipsis, 0)])
+        for h in np.ndindex(*a.ids.shape):
+            ctx.atom(np.concatenate([[a.ids[h]], b.ids[h].ravel()]))
+        ctx.set_axes(node.output[0], batch + [ro - 1], b.ids)
+        return True
+    return False
 
 
 # ---- per-channel normalisation -------------------------------------------------------------
@@ -314,9 +381,9 @@ def softmax(ctx: Context, node) -> None:
         return
     rank = ctx.rank(node.input[0])
     axis = int(attr(node, "axis", -1)) % rank
-    if axis == x.axis:
+    if axis in x.axes:
         ctx.freeze(x.ids, f"{where(node)} normalises across the channel axis")
-    ctx.set(node.output[0], x.axis, x.ids)
+    ctx.set_axes(node.output[0], x.axes, x.ids)
 
 
 # ---- spatial ops: per channel --------------------------------------------------------------
@@ -388,7 +455,7 @@ def transpose(ctx: Context, node) -> None:
         return
     rank = ctx.rank(node.input[0])
     perm = list(attr(node, "perm", list(range(rank))[::-1]))
-    ctx.set(node.output[0], perm.index(x.axis), x.ids)
+    ctx.set_axes(node.output[0], [perm.index(a) for a in x.axes], x.ids)
 
 
 def _merged_ids(ids: np.ndarray, shape: tuple[int, ...], lo: int, hi: int, axis: int) -> np.ndarray:
@@ -450,25 +517,48 @@ def reshape(ctx: Context, node) -> None:
     if src is None or dst is None or target is None:
         ctx.freeze(x.ids, f"{where(node)} has an unknown or non-constant shape")
         return
-    for lo_i, hi_i, lo_j, hi_j in _reshape_blocks(src, dst):
-        if not lo_i <= x.axis < hi_i:
-            continue
-        real_src = [k for k in range(lo_i, hi_i) if src[k] != 1 or k == x.axis]
-        real_dst = [k for k in range(lo_j, hi_j) if dst[k] != 1]
-        if len(real_dst) == 1 or (len(real_dst) == 0 and len(x.ids) == 1):
-            j = real_dst[0] if real_dst else lo_j
-            ids = _merged_ids(x.ids, src, lo_i, hi_i, x.axis)
-            if target.reshape(-1)[j] > 0:
-                ctx.fixup(node, "shape", ids, input=1, index=j)
-            elif target.reshape(-1)[j] == 0 and (j != x.axis or attr(node, "allowzero", 0)):
-                ctx.freeze(x.ids, f"{where(node)} copies a dim by position")
-                return
-            ctx.set(node.output[0], j, ids)
-            return
-        what = "splits the channel axis" if len(real_src) == 1 else "regroups the channel axis"
-        ctx.freeze(x.ids, f"{where(node)} {what}")
+    target = target.reshape(-1)
+    runs = [r for r in _reshape_blocks(src, dst) if any(r[0] <= a < r[1] for a in x.axes)]
+    if len(runs) != 1 or not all(runs[0][0] <= a < runs[0][1] for a in x.axes):
+        ctx.freeze(x.ids, f"{where(node)} cannot be traced")
         return
-    ctx.freeze(x.ids, f"{where(node)} cannot be traced")
+    lo_i, hi_i, lo_j, hi_j = runs[0]
+    real_src = [k for k in range(lo_i, hi_i) if src[k] != 1 or k in x.axes]
+    real_dst = [k for k in range(lo_j, hi_j) if dst[k] != 1]
+    if len(real_dst) <= 1:
+        # channels (with the features they own) merge into one axis
+        j = real_dst[0] if real_dst else lo_j
+        shape_b = [src[k] if k in x.axes else 1 for k in range(lo_i, hi_i)]
+        ids = np.broadcast_to(x.ids.reshape(shape_b), src[lo_i:hi_i]).ravel()
+        if target[j] > 0:
+            ctx.fixup(node, "shape", ids, input=1, index=j)
+        elif target[j] == 0 and (j != x.axis or x.multi or attr(node, "allowzero", 0)):
+            ctx.freeze(x.ids, f"{where(node)} copies a dim by position")
+            return
+        ctx.set(node.output[0], j, ids)
+        return
+    if real_src == list(x.axes) and not x.multi:
+        _split_heads(ctx, node, x, target, dst, real_dst)
+        return
+    ctx.freeze(x.ids, f"{where(node)} regroups the channel axis")
+
+
+def _split_heads(ctx: Context, node, x, target, dst, real_dst) -> None:
+    """Channels split into [..., heads, head_dim] (optionally [3, heads, head_dim] for a
+    packed q/k/v): heads are pruned whole, so the head count is what the shape must follow."""
+    dims = [dst[k] for k in real_dst]
+    head = len(dims) - 2
+    j = real_dst[head]
+    if target[j] == 0 or any(target[k] == 0 for k in real_dst):
+        ctx.freeze(x.ids, f"{where(node)} splits the channel axis with a copied dim")
+        return
+    ids = x.ids.reshape(dims)
+    if target[j] > 0:
+        divisor = int(np.prod(dims)) // dims[head]
+        ctx.fixup(node, "shape", ids.ravel(), input=1, index=j, divisor=divisor)
+    for h in range(dims[head]):
+        ctx.atom(np.take(ids, h, axis=head))
+    ctx.set_axes(node.output[0], real_dst, ids)
 
 
 @rule("Squeeze", "Unsqueeze")
@@ -483,17 +573,25 @@ def squeeze(ctx: Context, node) -> None:
         return
     if node.op_type == "Squeeze":
         axes = sorted(int(a) % in_rank for a in np.reshape(axes, -1))
-        if x.axis in axes:
-            ctx.freeze(x.ids, f"{where(node)} squeezes the channel axis")
-            return
-        ctx.set(node.output[0], x.axis - sum(a < x.axis for a in axes), x.ids)
+        ids = x.ids
+        for a in axes:
+            if a in x.axes:
+                sub = x.axes.index(a)
+                if not x.multi or ids.shape[sub] != 1:
+                    ctx.freeze(x.ids, f"{where(node)} squeezes the channel axis")
+                    return
+        keep = [k for k, a in enumerate(x.axes) if a not in axes]
+        ids = ids.reshape([ids.shape[k] for k in keep])
+        ctx.set_axes(node.output[0], [x.axes[k] - sum(a < x.axes[k] for a in axes) for k in keep], ids)
     else:
         axes = sorted(int(a) % out_rank for a in np.reshape(axes, -1))
-        axis = x.axis
-        for a in axes:
-            if a <= axis:
-                axis += 1
-        ctx.set(node.output[0], axis, x.ids)
+        moved = []
+        for axis in x.axes:
+            for a in axes:
+                if a <= axis:
+                    axis += 1
+            moved.append(axis)
+        ctx.set_axes(node.output[0], moved, x.ids)
 
 
 @rule("Concat")
@@ -540,11 +638,21 @@ def split(ctx: Context, node) -> None:
         return
     rank = ctx.rank(node.input[0])
     axis = int(attr(node, "axis", 0)) % rank
-    if axis != x.axis:
+    if axis not in x.axes:
         for out in node.output:
-            ctx.set(out, x.axis, x.ids)
+            ctx.set_axes(out, x.axes, x.ids)
         return
     sizes = [ctx.shape(o)[axis] if ctx.shape(o) else None for o in node.output]
+    if x.multi:
+        # splitting q/k/v apart along their own axis: whole heads span all three, so the
+        # sizes never change
+        sub = x.axes.index(axis)
+        if None in sizes or sum(sizes) != x.ids.shape[sub]:
+            ctx.freeze(x.ids, f"{where(node)} has unknown split sizes")
+            return
+        for out, part in zip(node.output, np.split(x.ids, np.cumsum(sizes)[:-1], axis=sub)):
+            ctx.set_axes(out, x.axes, part)
+        return
     if None in sizes or sum(sizes) != len(x.ids):
         ctx.freeze(x.ids, f"{where(node)} has unknown split sizes")
         return
@@ -616,10 +724,17 @@ def gather(ctx: Context, node) -> None:
     rank = ctx.rank(node.input[0])
     axis = int(attr(node, "axis", 0)) % rank
     idx = ctx.shape(node.input[1])
-    if axis == x.axis or idx is None:
+    index = ctx.const(node.input[1])
+    if axis in x.axes and x.multi and index is not None and index.ndim == 0:
+        # picking q, k or v out of a packed [3, heads, head_dim] split
+        sub = x.axes.index(axis)
+        ids = np.take(x.ids, int(index) % x.ids.shape[sub], axis=sub)
+        ctx.set_axes(node.output[0], [a if a < axis else a - 1 for a in x.axes if a != axis], ids)
+        return
+    if axis in x.axes or idx is None:
         ctx.freeze(x.ids, f"{where(node)} gathers along the channel axis")
         return
-    ctx.set(node.output[0], x.axis if axis > x.axis else x.axis + len(idx) - 1, x.ids)
+    ctx.set_axes(node.output[0], [a if axis > a else a + len(idx) - 1 for a in x.axes], x.ids)
 
 
 @rule("Shape", "Size")

@@ -114,7 +114,7 @@ def _fix_slice(node, f, kept, inits, graph, taken) -> None:
 def _fix_shape(node, f, kept, inits, graph, taken) -> None:
     pos, index = f.data["input"], f.data["index"]
     arr = numpy_helper.to_array(inits[node.input[pos]]).copy()
-    arr.reshape(-1)[index] = int(kept.sum())
+    arr.reshape(-1)[index] = int(kept.sum()) // f.data.get("divisor", 1)
     node.input[pos] = _new_const(graph, taken, f"{node.name}/shape", arr)
 
 

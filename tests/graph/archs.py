@@ -157,6 +157,29 @@ class Attention(nn.Module):
         return self.head(t.mean(1))
 
 
+class SeparateQKV(nn.Module):
+    """Separate q/k/v projections through torch's fused attention (exported decomposed)."""
+
+    def __init__(self, dim=32, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.embed = nn.Conv2d(3, dim, 4, 4)
+        self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.proj = nn.Linear(dim, dim)
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x):
+        t = self.embed(x).flatten(2).transpose(1, 2)
+        b, n, c = t.shape
+
+        def split(y):
+            return y.view(b, n, self.heads, c // self.heads).transpose(1, 2)
+
+        o = F.scaled_dot_product_attention(split(self.q(t)), split(self.k(t)), split(self.v(t)))
+        t = t + self.proj(o.transpose(1, 2).reshape(b, n, c))
+        return self.head(t.mean(1))
+
+
 ARCHS = {
     "chain": (Chain, (1, 3, 8, 8)),
     "residual": (Residual, (1, 3, 8, 8)),
@@ -168,4 +191,5 @@ ARCHS = {
     "up_concat": (UpConcat, (1, 3, 8, 8)),
     "mlp": (Mlp, (1, 3, 16, 16)),
     "attention": (Attention, (1, 3, 16, 16)),
+    "separate_qkv": (SeparateQKV, (1, 3, 16, 16)),
 }

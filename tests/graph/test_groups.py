@@ -84,10 +84,20 @@ def test_layernorm_across_channels_freezes_the_stream_but_not_the_mlp_hidden_uni
     assert by_root(a, "fc1").prunable
 
 
-def test_attention_heads_are_frozen_with_the_reshape_named():
+def test_attention_heads_are_pruned_whole_across_packed_q_k_v():
     _, a = groups_of("attention")
     qkv = by_root(a, "qkv")
-    assert "splits the channel axis" in qkv.frozen
+    # q and k head dims pair up in q @ k^T; v keeps its own: 32 + 32 channels in 4 heads
+    assert qkv.prunable and qkv.channels == 64 and qkv.atom_size == 16
+    assert any(m.role == SHAPE and "Reshape" in m.op_type for m in qkv.members)
+
+
+def test_separate_q_k_v_projections_join_one_head_group():
+    _, a = groups_of("separate_qkv")
+    q = by_root(a, "/q/")
+    producers = {m.node for m in q.members if m.role == OUT}
+    assert {n.split("/")[1] for n in producers} >= {"q", "k", "v"}
+    assert q.prunable and q.atom_size == 16
 
 
 def test_every_group_names_a_reason_when_frozen_and_ids_are_stable():

@@ -16,7 +16,7 @@ from tests.helpers import assert_invariant, half_keep
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["flatten_linear", "squeeze_excite", "concat_split"])
+@pytest.mark.parametrize("name", ["flatten_linear", "squeeze_excite", "concat_split", "attention", "separate_qkv"])
 def test_dynamo_exports_prune_to_the_zeroed_reference(name):
     cls, shape = ARCHS[name]
     torch.manual_seed(0)
