@@ -101,26 +101,27 @@ def test_weights_that_carry_code_are_refused_without_running_it(user_package):
     assert not marker.exists()
 
 
-def test_mismatched_weights_name_the_file_and_the_keys(user_package):
-    torch.save({"0.weight": torch.zeros(8, 3, 5, 5)}, user_package / "bad.pt")
-    with pytest.raises(UsageError, match=r"bad.pt: does not match .*missing .*shape mismatch 0.weight"):
-        resolve_model("userpkg.models:tiny", "1x3x16x16", weights=str(user_package / "bad.pt"),
-                      workdir=user_package / "w")
-    torch.save(torch.zeros(3), user_package / "tensor.pt")
-    with pytest.raises(UsageError, match="tensor.pt: holds a Tensor, not a state dict"):
-        resolve_model("userpkg.models:tiny", "1x3x16x16", weights=str(user_package / "tensor.pt"),
-                      workdir=user_package / "w")
-    (user_package / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(UsageError, match="junk.pt: refused: not a plain tensor file"):
-        resolve_model("userpkg.models:tiny", "1x3x16x16", weights=str(user_package / "junk.pt"),
-                      workdir=user_package / "w")
-    with pytest.raises(UsageError, match="--weights .*missing.pt.*no such file"):
-        resolve_model("userpkg.models:tiny", "1x3x16x16", weights=str(user_package / "missing.pt"),
-                      workdir=user_package / "w")
-    (user_package / "broken.pt").write_bytes(b"PK\x03\x04 truncated zip")
-    with pytest.raises(UsageError, match="broken.pt: (not a readable PyTorch weights file|refused)"):
-        resolve_model("userpkg.models:tiny", "1x3x16x16", weights=str(user_package / "broken.pt"),
-                      workdir=user_package / "w")
+def _bad_weights(folder, name: str, content) -> None:
+    """Write `content` (bytes, or an object for torch.save) as weights; expect a UsageError."""
+    path = folder / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        torch.save(content, path)
+    resolve_model("userpkg.models:tiny", "1x3x16x16", weights=str(path), workdir=folder / "w")
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("bad.pt", {"0.weight": torch.zeros(8, 3, 5, 5)},
+     r"bad.pt: does not match .*missing .*shape mismatch 0.weight"),
+    ("tensor.pt", torch.zeros(3), "tensor.pt: holds a Tensor, not a state dict"),
+    ("junk.pt", b"not a checkpoint", "junk.pt: refused: not a plain tensor file"),
+    ("missing.pt", None, "--weights .*missing.pt.*no such file"),
+    ("broken.pt", b"PK\x03\x04 truncated zip", "broken.pt: (not a readable PyTorch weights file|refused)"),
+])
+def test_bad_weights_name_the_file(user_package, name, content, message):
+    with pytest.raises(UsageError, match=message):
+        _bad_weights(user_package, name, content)
 
 
 @pytest.mark.parametrize("spec, message", [
