@@ -4,6 +4,7 @@
         from an .npz keyed by model input name, or a folder of images
     natural_images(n, size, seed, normalize)        -> bundled natural-image views
     digits(split, size)                             -> scikit-learn digits, upsampled
+    save_npz(path, {input name: array})             -> write DATA atomically
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .digits import Digits, digits
 from .folder import load_folder
 from .images import Normalization, parse_image_size, parse_normalization
 from .natural import natural_images
-from .npz import load_npz
+from .npz import load_npz, save_npz
 
 
 def load_data(spec: str | os.PathLike, model_input_names: Sequence[str],
@@ -68,5 +69,5 @@ def load_data_for(spec: str | os.PathLike, model, **kwargs) -> dict[str, np.ndar
     return load_data(spec, names, model.input_shapes, input_dtypes=dtypes, **kwargs)
 
 
-__all__ = ["load_data", "load_data_for", "natural_images", "digits", "Digits", "Normalization",
+__all__ = ["load_data", "load_data_for", "save_npz", "natural_images", "digits", "Digits", "Normalization",
            "parse_normalization", "parse_image_size"]

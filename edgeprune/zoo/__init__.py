@@ -26,6 +26,8 @@ from .resnet import resnet18, resnet50, resnext_small
 from .unet import unet_small
 from .vit import vit_tiny
 
+resnext_block = resnext_small  # the name the project brief used; same factory, same entry
+
 
 @dataclass(frozen=True)
 class ZooEntry:
@@ -78,5 +80,5 @@ def find(fn: Callable) -> str | None:
 
 
 __all__ = ["ZooEntry", "names", "entry", "factory", "get", "input_shape", "find",
-           "resnet18", "resnet50", "resnext_small", "mobilenetv2", "mobilenetv3_small",
+           "resnet18", "resnet50", "resnext_small", "resnext_block", "mobilenetv2", "mobilenetv3_small",
            "efficientnet_lite0", "unet_small", "csp_neck", "vit_tiny", "digits_cnn"]

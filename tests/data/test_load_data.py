@@ -150,3 +150,13 @@ def test_load_data_for_reads_names_shapes_and_dtypes_from_the_model(tmp_path):
     model = load_model(export_module(get("digits_cnn"), (1, 1, 32, 32), tmp_path / "d.onnx"))
     path = _npz(tmp_path, input=np.zeros((3, 1, 32, 32), np.float64))
     assert load_data_for(path, model)["input"].shape == (3, 1, 32, 32)
+
+
+def test_save_npz_writes_data_that_loads_back(tmp_path):
+    from edgeprune.data import digits, save_npz
+
+    test = digits("test")
+    path = save_npz(tmp_path / "sub" / "digits.npz", {"input": test.images[:10]})
+    assert [p.name for p in path.parent.iterdir()] == ["digits.npz"]
+    data = load_data(path, ["input"], {"input": (1, 1, 32, 32)})
+    np.testing.assert_array_equal(data["input"], test.images[:10])

@@ -91,3 +91,8 @@ def test_vit_attention_is_written_out_by_hand():
     assert not any(isinstance(m, nn.MultiheadAttention) for m in model.modules())
     assert any(isinstance(m, nn.LayerNorm) for m in model.modules())
     assert model.cls_token.shape == (1, 1, 64) and model.pos_embed.shape == (1, 17, 64)
+
+
+def test_resnext_block_is_another_name_for_resnext_small():
+    assert zoo.resnext_block is zoo.resnext_small
+    assert zoo.find(zoo.resnext_block) == "resnext_small"
