@@ -96,7 +96,7 @@ def uniform_matching(planner, analysis, scores, step, target_ms):
     return best
 
 
-def run_model(name, budgets, criterion, n_calib, n_eval, device, settings, workdir):
+def run_model(name, budgets, criterion, n_calib, n_eval, device, settings, workdir, recover_models):
     path = export_module(zoo.get(name), zoo.input_shape(name), workdir / f"{name}.onnx")
     model = load_model(path)
     analysis = analyze(model)
@@ -123,7 +123,14 @@ def run_model(name, budgets, criterion, n_calib, n_eval, device, settings, workd
         for tag, m in (("knapsack", k_model), ("uniform", u_model)):
             files[f"{tag}{b}"] = workdir / f"{name}-{tag}{b}.onnx"
             save_model(m.proto, files[f"{tag}{b}"])
-        rows.append({
+        agree = {}
+        if recover_models:
+            from edgeprune.recover import recover
+
+            for tag, m, keep in (("k", k_model, plan.keep), ("u", u_model, u_keep)):
+                rec = recover(model, m, analysis, keep, {input_name: calib}).model if keep else m
+                agree[f"{tag}_agree_rec"] = float((top1(rec.proto, evals, input_name) == dense_top1).mean())
+        rows.append({**agree,
             "budget": b, "k_pred": plan.predicted["latency_ms"], "dense_pred": plan.predicted["dense_latency_ms"],
             "k_imp": plan.importance["kept"] / plan.importance["total"],
             "u_imp": kept_importance(analysis, scores, u_keep), "u_ratio": ratio, "u_pred": u_pred,
@@ -157,6 +164,8 @@ def main(argv=None):
     ap.add_argument("--calib", type=int, default=64, help="calibration images (taylor)")
     ap.add_argument("--eval", type=int, default=256, help="held-out images for top-1 agreement")
     ap.add_argument("--skip-resnet50", action="store_true")
+    ap.add_argument("--recover", action="store_true",
+                    help="also report top-1 agreement after edgeprune.recover (both plans alike)")
     args = ap.parse_args(argv)
     budgets = [float(b) for b in args.budgets.split(",")]
     spec = parse_device("host")
@@ -165,7 +174,8 @@ def main(argv=None):
     print(f"host ORT, {settings.threads} thread(s), {settings.clock} clock; criterion {args.criterion}; "
           f"{args.calib} calibration / {args.eval} held-out natural-image views\n")
     hdr = (f"{'model':<19}{'budget':>7}{'pred':>7}{'meas':>7}{'err':>7} | {'unif r':>6}{'meas':>7} | "
-           f"{'importance K/U':>15} | {'top-1 agree K/U':>16}")
+           f"{'importance K/U':>15} | {'top-1 agree K/U':>16}"
+           + (f" | {'recovered K/U':>15}" if args.recover else ""))
     print(hdr)
     print("-" * len(hdr))
     errors = []
@@ -173,13 +183,15 @@ def main(argv=None):
         with tempfile.TemporaryDirectory(prefix="edgeprune-bench-") as tmp:
             for name in args.models.split(","):
                 rows, dense_ms, dense_all, t_imp = run_model(name, budgets, args.criterion, args.calib,
-                                                             args.eval, device, settings, Path(tmp))
+                                                             args.eval, device, settings, Path(tmp),
+                                                             args.recover)
                 for r in rows:
                     err = r["k_meas"] / r["budget"] - 1
                     errors.append(abs(err))
                     print(f"{name:<19}{r['budget']:>6.1f}x{r['k_pred'] / r['dense_pred']:>7.3f}"
                           f"{r['k_meas']:>7.3f}{err:>+7.1%} | {r['u_ratio']:>6.3f}{r['u_meas']:>7.3f} | "
-                          f"{r['k_imp']:>7.3f}/{r['u_imp']:<7.3f} | {r['k_agree']:>7.3f}/{r['u_agree']:<8.3f}")
+                          f"{r['k_imp']:>7.3f}/{r['u_imp']:<7.3f} | {r['k_agree']:>7.3f}/{r['u_agree']:<8.3f}"
+                          + (f" | {r['k_agree_rec']:>7.3f}/{r['u_agree_rec']:<7.3f}" if args.recover else ""))
                 print(f"{'':<19}dense measured {', '.join(f'{v:.2f}' for v in dense_all)} ms "
                       f"(first/last); importance {t_imp:.1f} s; plan {max(r['plan_s'] for r in rows):.2f} s max")
             print(f"\nmeasured/budget within ±10%: {sum(e <= 0.10 for e in errors)}/{len(errors)}, "

@@ -123,3 +123,12 @@ def test_the_plan_prunes(setup):
     pruned = prune(model, analysis, r.plan.keep)
     after = analyze(pruned)
     assert after.macs < analysis.macs
+
+
+def test_the_greedy_fallback_meets_the_budget_and_the_dp_keeps_at_least_as_much(setup):
+    model, analysis, s, cost = setup
+    greedy = plan_channels(analysis, s, cost, parse_budget("0.5x"), method="greedy")
+    dp = plan_channels(analysis, s, cost, parse_budget("0.5x"), method="dp")
+    assert greedy.plan.solver["method"] == "greedy"
+    assert greedy.plan.predicted["latency_ms"] <= 0.5 * greedy.plan.predicted["dense_latency_ms"] * (1 + 1e-9)
+    assert dp.plan.importance["kept"] >= greedy.plan.importance["kept"] * 0.98
