@@ -44,7 +44,8 @@ def export_module(module: nn.Module, input_shapes: Shape | Sequence[Shape] | Map
     """
     names, shapes = _inputs(input_shapes, input_names)
     args = tuple(torch.zeros(s, dtype=torch.float32) for s in shapes)
-    was_training = module.training
+    # restore each submodule's own mode afterwards (a user may keep some frozen in eval)
+    modes = [(m, m.training) for m in module.modules()]
     module.eval()
     try:
         with torch.no_grad():
@@ -67,7 +68,8 @@ def export_module(module: nn.Module, input_shapes: Shape | Sequence[Shape] | Map
         raise UsageError(f"{type(module).__name__}: cannot export to ONNX with input shapes "
                          f"{_shapes_str(shapes)}: {first}") from None
     finally:
-        module.train(was_training)
+        for m, training in modes:
+            m.training = training
     proto = onnx.load_from_string(buf.getvalue())
     _name_transposed_weights(proto, module)
     path = Path(path)

@@ -80,8 +80,10 @@ def test_same_module_gives_the_same_bytes(tmp_path):
 
 def test_training_mode_is_restored_and_export_uses_eval_semantics(tmp_path):
     module = zoo.get("digits_cnn").train()
+    module.features[0][1].eval()  # a frozen BN stays frozen
     path = export_module(module, (1, 1, 32, 32), tmp_path / "d.onnx")
-    assert module.training
+    assert module.training and module.features[1].training
+    assert not module.features[0][1].training
     bn = [n for n in onnx.load(path).graph.node if n.op_type == "BatchNormalization"]
     assert bn and all(len(n.output) == 1 for n in bn)
     x = np.random.default_rng(1).standard_normal((1, 1, 32, 32)).astype(np.float32)
