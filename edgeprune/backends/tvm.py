@@ -12,6 +12,7 @@ The library is linked with a compiler for the device when one is here, else expo
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -51,7 +52,7 @@ class TvmBackend:
         outdir.mkdir(parents=True, exist_ok=True)
 
         started = time.monotonic()
-        mod = import_onnx(proto)
+        mod = import_onnx(simplify(proto))
         notes: dict[str, Any] = {"tvm_version": tvm.__version__}
         if is_gpu(tdict):
             notes["schedules"] = "dlight (TVM's GPU default schedules)"
@@ -90,6 +91,24 @@ class TvmBackend:
         return artifact
 
 
+def simplify(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """ONNX Runtime's basic graph optimisations (constant folding, BatchNorm and bias folded
+    into Conv, redundant nodes removed): standard ONNX ops only, and far fewer of them for
+    TVM to import, constant-fold (each fold compiles a kernel) and fuse."""
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="edgeprune-tvm-") as tmp:
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        so.optimized_model_filepath = os.path.join(tmp, "basic.onnx")
+        so.log_severity_level = 3
+        try:
+            ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise UsageError(f"ONNX Runtime cannot load the model: {_first_line(e)}") from None
+        return onnx.load(so.optimized_model_filepath)
+
+
 def import_onnx(proto: onnx.ModelProto):
     from tvm.relax.frontend import onnx as relax_onnx  # must be imported explicitly
 
@@ -105,9 +124,12 @@ def _tune_cpu(mod, tgt, is_host: bool, options: Mapping[str, Any]):
     from . import tvm_tuning
 
     cache = Path(options["tuning_cache"]) if options.get("tuning_cache") else None
-    mod = tvm_tuning.prepare(mod, tgt)
     trials = int(options.get("tuning_trials", 0))
-    note: dict[str, Any] = {"trials": 0}
+    note: dict[str, Any] = {"trials": 0, "database": str(tvm_tuning.database_dir(tgt, cache))}
+    if not (trials > 0 and is_host) and not tvm_tuning.has_records(tgt, cache):
+        note["untuned"] = "no tuning records for this target: TVM's default (slow) CPU lowering"
+        return mod, note
+    mod = tvm_tuning.prepare(mod, tgt)
     if trials > 0 and is_host:
         config = tvm_tuning.TuningConfig(max_trials=trials,
                                          max_trials_per_task=options.get("tuning_trials_per_task"),
@@ -115,7 +137,6 @@ def _tune_cpu(mod, tgt, is_host: bool, options: Mapping[str, Any]):
         note = tvm_tuning.tune(mod, tgt, config).to_json()
     elif trials > 0:
         note["skipped"] = "candidates can only be timed on the device; tuning over RPC is not wired in"
-    note["database"] = str(tvm_tuning.database_dir(tgt, cache))
     return tvm_tuning.apply_database(mod, tgt, cache), note
 
 

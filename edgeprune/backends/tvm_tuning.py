@@ -72,6 +72,11 @@ def target_json(target: tvm.target.Target) -> dict[str, Any]:
     return json.loads(str(target)) if str(target).startswith("{") else {"target": str(target)}
 
 
+def has_records(target: tvm.target.Target, cache_dir: Path | None = None) -> bool:
+    records = database_dir(target, cache_dir) / "records.json"
+    return records.exists() and records.stat().st_size > 0
+
+
 def open_database(path: Path) -> ms.database.JSONDatabase:
     path.mkdir(parents=True, exist_ok=True)
     return ms.database.JSONDatabase(path_workload=str(path / "workloads.json"),
@@ -80,12 +85,14 @@ def open_database(path: Path) -> ms.database.JSONDatabase:
 
 def prepare(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
     """Legalise and fuse, so task extraction sees the fused TIR functions that compile
-    will later look up."""
+    will later look up. Weights are marked layout-free: a tuned schedule may then store them
+    in its own tiled order (the rewrite is folded into the constants after tuning)."""
     with target:
         seq = tvm.transform.Sequential([
             relax.transform.DecomposeOpsForInference(),
             relax.transform.CanonicalizeBindings(),
             relax.pipeline.zero_pipeline(),
+            relax.transform.AttachAttrLayoutFreeBuffers(),
         ])
         return seq(mod)
 
@@ -125,10 +132,13 @@ def apply_database(mod: tvm.IRModule, target: tvm.target.Target, cache_dir: Path
     """Replace every fused function the target's database has a record for by its best
     schedule; the rest keep their default lowering."""
     db_path = database_dir(target, cache_dir)
-    if not (db_path / "records.json").exists():
-        return mod
-    with target, open_database(db_path):
-        return relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
+    with target:
+        if has_records(target, cache_dir):
+            with open_database(db_path):
+                mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
+        # the weights' layout rewrites, split out of the tuned kernels, fold into the constants
+        return tvm.transform.Sequential([relax.transform.SplitLayoutRewritePreproc(),
+                                         relax.transform.FoldConstant()])(mod)
 
 
 def _has_record(database: ms.database.JSONDatabase, task, target) -> bool:

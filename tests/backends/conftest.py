@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from edgeprune.frontend.export import export_module
 from edgeprune.frontend.load import load_model
 
 
@@ -33,9 +34,7 @@ def export(module: nn.Module, shape, path):
         if isinstance(m, nn.BatchNorm2d):  # non-trivial statistics, so folding BN is exercised
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
-    torch.onnx.export(module, torch.randn(*shape), str(path), input_names=["input"], output_names=["logits"],
-                      opset_version=17, dynamo=False)
-    return load_model(path)
+    return load_model(export_module(module, shape, path, input_names=["input"], output_names=["logits"]))
 
 
 @pytest.fixture(scope="session")
