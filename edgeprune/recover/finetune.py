@@ -76,7 +76,7 @@ def finetune(student: nn.Module, teacher: nn.Module, inputs: np.ndarray | torch.
                 loss.backward()
                 opt.step()
                 sched.step()
-                total += float(loss) * len(idx)
+                total += float(loss.detach()) * len(idx)
                 seen += len(idx)
             losses.append(total / seen)
     student.eval()

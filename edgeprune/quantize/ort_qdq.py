@@ -1,0 +1,128 @@
+"""Static int8 QDQ quantization with onnxruntime.quantization.
+
+BatchNorm is folded into the convolution before it first, so each conv quantizes once
+with its final weights (per output channel, int8 symmetric) and its int32 bias. ReLU and
+ReLU6 (Clip) after a conv are left for ORT's quantizer to remove: the conv's output
+range then starts at 0 (or ends at 6) and the activation lives in the quantization, so
+ORT fuses DequantizeLinear → Conv → QuantizeLinear into one integer QLinearConv.
+Activations are uint8 with a zero point (ORT's fast x86 path is u8 × s8).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from ..errors import UsageError
+from ..frontend.load import Model
+from ..recover.probe import Calib, split_batches
+
+METHODS = ("minmax", "entropy", "percentile")
+
+
+def fold_bn(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy with every inference BatchNormalization that directly follows a Conv (its only
+    consumer) folded into that Conv's weight and bias."""
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    g = out.graph
+    inits = {t.name: t for t in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+    uses: dict[str, int] = {}
+    for n in g.node:
+        for x in n.input:
+            uses[x] = uses.get(x, 0) + 1
+    graph_outputs = {o.name for o in g.output}
+    folded = set()
+    for bn in g.node:
+        if bn.op_type != "BatchNormalization" or len(bn.output) != 1:
+            continue
+        conv = producer.get(bn.input[0])
+        if (conv is None or conv.op_type != "Conv" or uses.get(bn.input[0], 0) != 1
+                or bn.input[0] in graph_outputs or conv.input[1] not in inits
+                or not all(n in inits for n in bn.input[1:5])):
+            continue
+        scale, bias, mean, var = (numpy_helper.to_array(inits[n]).astype(np.float64) for n in bn.input[1:5])
+        eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
+        k = scale / np.sqrt(var + eps)
+        w_name = conv.input[1]
+        w = numpy_helper.to_array(inits[w_name])
+        b_old = (numpy_helper.to_array(inits[conv.input[2]]).astype(np.float64)
+                 if len(conv.input) > 2 and conv.input[2] else np.zeros(w.shape[0]))
+        inits[w_name].CopyFrom(numpy_helper.from_array(
+            (w.astype(np.float64) * k.reshape(-1, *([1] * (w.ndim - 1)))).astype(w.dtype), w_name))
+        b_name = f"{conv.name}/folded_bias"
+        while b_name in inits:
+            b_name += "_"
+        b = ((b_old - mean) * k + bias).astype(w.dtype)
+        inits[b_name] = g.initializer.add()
+        inits[b_name].CopyFrom(numpy_helper.from_array(b, b_name))
+        while len(conv.input) < 3:
+            conv.input.append("")
+        conv.input[2] = b_name
+        conv.output[0] = bn.output[0]
+        folded.add(bn.name)
+    keep = [n for n in g.node if n.name not in folded]
+    del g.node[:]
+    g.node.extend(keep)
+    used = {x for n in g.node for x in n.input}
+    alive = [t for t in g.initializer if t.name in used]
+    del g.initializer[:]
+    g.initializer.extend(alive)
+    return out
+
+
+@contextlib.contextmanager
+def _quiet():
+    """ORT's quantizer prints progress and warns through the root logger."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        root.setLevel(level)
+
+
+class _Reader:
+    """onnxruntime.quantization's CalibrationDataReader over stacked calibration samples."""
+
+    def __init__(self, calib: Calib, batch: int):
+        self._it = iter(list(split_batches(calib, batch)))
+
+    def get_next(self):
+        return next(self._it, None)
+
+    def rewind(self):  # some ORT versions call it between passes; the entropy pass reads once
+        pass
+
+
+def quantize_int8(model: Model, calib: Calib, method: str = "minmax", per_channel: bool = True,
+                  percentile: float = 99.999) -> Model:
+    """The model with BN folded and static QDQ int8 quantization (uint8 activations, int8
+    per-channel weights), calibrated on `calib` with `method` (minmax, entropy, percentile)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    if method not in METHODS:
+        raise UsageError(f"unknown calibration method '{method}' (choose from {', '.join(METHODS)})")
+    calibrate = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                 "percentile": CalibrationMethod.Percentile}[method]
+    extra = {"CalibPercentile": float(percentile)} if method == "percentile" else {}
+    batch = next(iter(model.input_shapes.values()))[0] if model.input_shapes else 1
+    folded = fold_bn(model.proto)
+    with tempfile.TemporaryDirectory(prefix="edgeprune-qdq-") as tmp, _quiet():
+        out = Path(tmp) / "int8.onnx"
+        quantize_static(folded, str(out), _Reader(calib, batch), quant_format=QuantFormat.QDQ,
+                        per_channel=per_channel, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, calibrate_method=calibrate,
+                        extra_options=extra)
+        proto = onnx.load(str(out))
+    return model.replace(proto)

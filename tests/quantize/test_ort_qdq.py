@@ -1,0 +1,68 @@
+"""int8 for ONNX Runtime: BN folds exactly, static QDQ keeps fidelity with every
+calibration method, and ORT fuses the QDQ patterns into integer kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from edgeprune.errors import UsageError
+from edgeprune.fidelity import fidelity
+from edgeprune.quantize import METHODS, fold_bn, quantize_int8
+from tests.helpers import export
+from tests.recover.models import conv_net
+
+
+@pytest.fixture(scope="module")
+def model():
+    return export(conv_net(), (1, 3, 16, 16))
+
+
+def _data(n, seed):
+    return {"x0": np.random.default_rng(seed).standard_normal((n, 3, 16, 16)).astype(np.float32)}
+
+
+def test_bn_folding_is_exact_and_removes_every_bn_after_a_conv(model):
+    folded = fold_bn(model.proto)
+    assert not any(n.op_type == "BatchNormalization" for n in folded.graph.node)
+    onnx.checker.check_model(folded)
+    f = fidelity(model, folded, _data(16, 1))
+    assert f.top1_agreement == 1.0 and f.max_abs_error < 1e-5
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_int8_follows_fp32_with_each_calibration_method(model, method):
+    q = quantize_int8(model, _data(32, 0), method=method)
+    ops = {n.op_type for n in q.proto.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    # ReLU / ReLU6 went into the conv's quantization range
+    assert not ops & {"Relu", "Clip", "BatchNormalization"}
+    f = fidelity(model, q, _data(64, 1))
+    assert f.top1_agreement >= 0.95
+    assert f.max_abs_error < 0.05
+
+
+def test_weights_are_quantized_per_output_channel(model):
+    q = quantize_int8(model, _data(16, 0))
+    inits = {t.name: t for t in q.proto.graph.initializer}
+    conv = next(n for n in q.proto.graph.node if n.op_type == "Conv")
+    dq = next(n for n in q.proto.graph.node if n.output[0] == conv.input[1])
+    assert inits[dq.input[0]].data_type == onnx.TensorProto.INT8
+    assert len(inits[dq.input[1]].dims) == 1 and inits[dq.input[1]].dims[0] == inits[dq.input[0]].dims[0]
+
+
+def test_ort_runs_integer_kernels(model, tmp_path):
+    q = quantize_int8(model, _data(16, 0))
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    so.log_severity_level = 3
+    ort.InferenceSession(q.proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node}
+    assert "QLinearConv" in ops and "Conv" not in ops
+
+
+def test_unknown_method_is_a_usage_error(model):
+    with pytest.raises(UsageError, match="calibration method"):
+        quantize_int8(model, _data(4, 0), method="kl")
