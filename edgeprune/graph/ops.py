@@ -153,26 +153,40 @@ def _broadcast_heads(ctx: Context, node, operands, tracked, out_rank) -> None:
 
 
 # ---- producers -----------------------------------------------------------------------------
-@rule("Conv")
-def conv(ctx: Context, node) -> None:
+def _conv_operands(ctx: Context, node):
+    """(x info or None, weight name, weight shape, bias name) of a Conv/ConvTranspose, or
+    None when the weight is not a constant (then its inputs are frozen)."""
     x = _in_input(ctx, node, 0)
     w_name = node.input[1]
     w = ctx.shape(w_name)
-    b_name = node.input[2] if len(node.input) > 2 else ""
-    out = node.output[0]
     if not ctx.is_const(w_name) or w is None:
         ctx.freeze_inputs(node, f"{where(node)} has a non-constant weight")
-        return
+        return None
     if x is not None and x.axis != 1:
         ctx.freeze(x.ids, f"{where(node)} reads channels on axis {x.axis}")
         x = None
+    return x, w_name, w, node.input[2] if len(node.input) > 2 else ""
+
+
+def _per_channel(ctx: Context, node, w_name, w_axis, b_name, ids, role) -> None:
+    """Weight rows along w_axis and the bias follow `ids`."""
+    ctx.slice(w_name, w_axis, ids, node, role, "weight")
+    if b_name:
+        ctx.slice(b_name, 0, ids, node, role, "bias")
+
+
+@rule("Conv")
+def conv(ctx: Context, node) -> None:
+    operands = _conv_operands(ctx, node)
+    if operands is None:
+        return
+    x, w_name, w, b_name = operands
+    out = node.output[0]
     groups = int(attr(node, "group", 1))
     c_out, c_in_pg = w[0], w[1]
     if groups == 1:
         y = ctx.fresh(c_out, node)
-        ctx.slice(w_name, 0, y, node, OUT, "weight")
-        if b_name:
-            ctx.slice(b_name, 0, y, node, OUT, "bias")
+        _per_channel(ctx, node, w_name, 0, b_name, y, OUT)
         if x is not None:
             ctx.slice(w_name, 1, x.ids, node, IN, "weight")
         ctx.set(out, 1, y)
@@ -183,25 +197,19 @@ def conv(ctx: Context, node) -> None:
     c_in = len(x.ids)
     if c_in_pg == 1 and groups == c_in:
         # depthwise: output channel k*m..k*m+m-1 comes from input channel k alone
-        mult = c_out // c_in
-        y = np.repeat(x.ids, mult)
-        ctx.slice(w_name, 0, y, node, THROUGH, "weight")
-        if b_name:
-            ctx.slice(b_name, 0, y, node, THROUGH, "bias")
+        y = np.repeat(x.ids, c_out // c_in)
+        _per_channel(ctx, node, w_name, 0, b_name, y, THROUGH)
         ctx.fixup(node, "group", x.ids, unit=1)
         ctx.set(out, 1, y)
         return
     out_pg = c_out // groups
     if out_pg == c_in_pg:
         # a conv group maps input block k to output block k: prune whole groups
-        y = x.ids.copy()
         for k in range(groups):
             ctx.atom(x.ids[k * c_in_pg:(k + 1) * c_in_pg])
-        ctx.slice(w_name, 0, y, node, THROUGH, "weight")
-        if b_name:
-            ctx.slice(b_name, 0, y, node, THROUGH, "bias")
+        _per_channel(ctx, node, w_name, 0, b_name, x.ids, THROUGH)
         ctx.fixup(node, "group", x.ids, unit=c_in_pg)
-        ctx.set(out, 1, y)
+        ctx.set(out, 1, x.ids)
         return
     reason = f"{where(node)} is a grouped conv with {c_in_pg} inputs and {out_pg} outputs per group"
     ctx.freeze(x.ids, reason)
@@ -210,31 +218,21 @@ def conv(ctx: Context, node) -> None:
 
 @rule("ConvTranspose")
 def conv_transpose(ctx: Context, node) -> None:
-    x = _in_input(ctx, node, 0)
-    w_name = node.input[1]
-    w = ctx.shape(w_name)
-    b_name = node.input[2] if len(node.input) > 2 else ""
-    out = node.output[0]
-    if not ctx.is_const(w_name) or w is None:
-        ctx.freeze_inputs(node, f"{where(node)} has a non-constant weight")
+    operands = _conv_operands(ctx, node)
+    if operands is None:
         return
-    if x is not None and x.axis != 1:
-        ctx.freeze(x.ids, f"{where(node)} reads channels on axis {x.axis}")
-        x = None
+    x, w_name, w, b_name = operands
+    out = node.output[0]
     groups = int(attr(node, "group", 1))
     if groups == 1:
         y = ctx.fresh(w[1], node)
-        ctx.slice(w_name, 1, y, node, OUT, "weight")
-        if b_name:
-            ctx.slice(b_name, 0, y, node, OUT, "bias")
+        _per_channel(ctx, node, w_name, 1, b_name, y, OUT)
         if x is not None:
             ctx.slice(w_name, 0, x.ids, node, IN, "weight")
         ctx.set(out, 1, y)
         return
     if x is not None and groups == len(x.ids) and w[1] == 1:
-        ctx.slice(w_name, 0, x.ids, node, THROUGH, "weight")
-        if b_name:
-            ctx.slice(b_name, 0, x.ids, node, THROUGH, "bias")
+        _per_channel(ctx, node, w_name, 0, b_name, x.ids, THROUGH)
         ctx.fixup(node, "group", x.ids, unit=1)
         ctx.set(out, 1, x.ids)
         return
