@@ -4,7 +4,8 @@ For each model: profile its LUT (reusing entries already in the LUT file), then 
 channel configurations — every prunable group keeps a random ratio in [0.2, 1], rounded to
 the measured channel step as the planner does — prune them physically, and time each pruned
 model on the device. Predictions and measurements are printed side by side; the headline is
-the share of configurations predicted within ±10% of the measured median.
+the share of configurations predicted within ±10% of the measured median. Each model is
+timed like a LUT entry: in the device's number of passes (2 on host), the fastest median.
 
     .venv/bin/python benchmarks/lut_accuracy.py [--configs 30] [--models resnet18,mobilenetv2,efficientnet_lite0]
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 import tempfile
 import time
 from pathlib import Path
@@ -82,7 +84,13 @@ def main() -> int:
                 tasks.append(BenchTask(id=f"{name}-{i}", model=path, threads=settings.threads,
                                        cores=settings.cores, warmup=3, repeats=10, min_seconds=args.min_seconds,
                                        clock=settings.clock))
-            measured = {r.id: r for r in device.measure(tasks)}
+            # as for LUT entries: `passes` interleaved passes, the fastest median counts
+            measured = {}
+            for k in range(settings.passes):
+                for r in device.measure([replace(t, id=f"{t.id}|{k}") for t in tasks]):
+                    base = r.id.rsplit("|", 1)[0]
+                    if base not in measured or r.median_ms < measured[base].median_ms:
+                        measured[base] = r
             print(f"\n{name}: LUT profile {t_prof:.0f} s ({profiler.measured} entries measured, "
                   f"{profiler.reused} reused); rest term {lm.rest_ms:+.2f} ms; dense predicted "
                   f"{lm.predict_ms():.2f} ms")

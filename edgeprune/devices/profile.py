@@ -65,6 +65,7 @@ PROFILE_SCHEMA = {
                 "warmup": {"type": "integer", "minimum": 0},
                 "repeats": {"type": "integer", "minimum": 1},
                 "min_seconds": {"type": "number", "minimum": 0},
+                "passes": {"type": "integer", "minimum": 1},
                 "cores": {"type": "array", "items": {"type": "integer", "minimum": 0}},
             },
         },
@@ -101,7 +102,7 @@ class DeviceProfile:
     threads: int
     clock: str                    # "wall", or "cpu" (thread CPU time, for a shared host)
     cores: list[int] | None
-    timing: dict                  # optional warmup / repeats / min_seconds per LUT entry
+    timing: dict                  # optional warmup / repeats / min_seconds / passes per LUT entry
     power: dict | None
     roofline: dict | None
     lut_measured: bool
@@ -147,7 +148,7 @@ def load_profile_file(path: str | Path) -> DeviceProfile:
         address=doc["reach"].get("address"), cpu=doc["cpu"], gpu=doc.get("gpu"),
         runtimes=doc["runtimes"], channel_step=measure.get("channel_step", "measure"),
         threads=measure.get("threads", 1), clock=measure.get("clock", "wall"), cores=measure.get("cores"),
-        timing={k: measure[k] for k in ("warmup", "repeats", "min_seconds") if k in measure}, power=doc.get("power"),
+        timing={k: measure[k] for k in ("warmup", "repeats", "min_seconds", "passes") if k in measure}, power=doc.get("power"),
         roofline=doc.get("roofline"), lut_measured=doc.get("lut", {}).get("measured", False),
         path=path, raw=doc)
 

@@ -158,6 +158,7 @@ class RooflineModel:
         self.roofline = roofline
         self.layers = {l.node: l for l in layers}
         self.rest_ms = 0.0
+        self.scale = 1.0
         self._flops = roofline["peak_gflops_fp32"] * 1e9
         self._int8 = roofline.get("peak_gops_int8", 4 * roofline["peak_gflops_fp32"]) * 1e9
         self._bw = roofline["mem_bandwidth_gbs"] * 1e9

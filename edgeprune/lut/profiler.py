@@ -38,6 +38,7 @@ class Settings:
     options: dict = field(default_factory=dict)
     batch: int = 64          # tasks per runner process
     clock: str = "wall"      # "cpu" on a shared host: thread CPU time (threads == 1)
+    passes: int = 1          # runs per entry, in separate passes (the fastest counts): >1 on a shared host
 
 
 Progress = Callable[[int, int], None]   # (newly done, new total)
@@ -154,26 +155,28 @@ class Profiler:
     def reused(self) -> int:
         return len(self._reused)
 
-    def _have(self, key) -> bool:
+    def _have(self, key, runs: int = 1) -> bool:
         e = self.writer.lut.get(*key)
         if e is None:
             return False
-        return not self.fresh or any(r.get("run") == self.run_id for r in e.runs)
+        mine = [r for r in e.runs if not self.fresh or r.get("run") == self.run_id]
+        return len(mine) >= runs
 
     # ------------------------------------------------------------- points
     def _value(self, sig: Signature, c_in: int, c_out: int):
         e = self.writer.lut.get(sig.key, c_in, c_out)
         return None if e is None else (e.median_ms, e.p90_ms)
 
-    def ensure(self, points: list[tuple[Signature, int, int]]) -> None:
-        """Measure the points not yet in the LUT (each saved the moment it is measured)."""
+    def ensure(self, points: list[tuple[Signature, int, int]], runs: int = 1) -> None:
+        """Measure the points that have fewer than `runs` runs in the LUT (each saved the moment
+        it is measured)."""
         todo, seen = [], set()
         for sig, ci, co in points:
             key = (sig.key, ci, co)
             if key in seen:
                 continue
             seen.add(key)
-            if not self._have(key):
+            if not self._have(key, runs):
                 todo.append((sig, ci, co))
             elif not any(r.get("run") == self.run_id for r in self.writer.lut.get(*key).runs):
                 self._reused.add(key)
@@ -209,14 +212,20 @@ class Profiler:
     def profile(self, plans: list[SigPlan]) -> None:
         """Coarse grid of every signature, then rounds of refinement until linear."""
         states = [_GridState(p) for p in plans]
+        touched = []
         while True:
-            self.ensure([pt for s in states for pt in s.grid_points()])
+            grid = [pt for s in states for pt in s.grid_points()]
+            self.ensure(grid)
             probes = [pt for s in states for pt in s.probes()]
+            touched += grid + probes
             if not probes:
                 break
             self.ensure(probes)
             for s in states:
                 s.decide(self._value)
+        # later passes, in reverse order so that a point's runs lie apart in time
+        for runs in range(2, self.settings.passes + 1):
+            self.ensure(touched[::-1], runs)
 
     def profile_model(self, model, name: str = "model") -> list[Layer]:
         layers = model_layers(model)

@@ -7,8 +7,10 @@
                   "energy_mj", "energy_source", "runs": [...]}],   # measurements
      "models": {structure_key: {"name", "rest_ms", "dense_ms", ...}}}  # whole-model "rest" terms
 
-Several runs of the same entry merge: each keeps its own record in `runs`; the entry's
-median is the median of the runs' medians, its p90 the largest p90, its count their sum.
+Several runs of the same entry merge: each keeps its own record in `runs`. The entry's
+median and p90 are those of its fastest run (the lowest median), its count the sum: other
+load on the machine (a busy SMT sibling, a thrashed cache) only ever makes a run slower, so
+the fastest run is the best estimate of the device's own speed.
 Writers hold a file lock, re-read what is on disk, merge, and replace the file atomically, so
 concurrent `profile` runs and a run killed at any instant never lose a saved entry.
 """
@@ -95,12 +97,16 @@ class Entry:
     runs: list[dict]
 
     @property
+    def best(self) -> dict:
+        return min(self.runs, key=lambda r: r["median_ms"])
+
+    @property
     def median_ms(self) -> float:
-        return statistics.median(r["median_ms"] for r in self.runs)
+        return self.best["median_ms"]
 
     @property
     def p90_ms(self) -> float:
-        return max(r["p90_ms"] for r in self.runs)
+        return self.best["p90_ms"]
 
     @property
     def count(self) -> int:

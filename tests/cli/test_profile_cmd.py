@@ -31,6 +31,9 @@ def test_profile_measures_every_entry_the_model_needs(tmp_path, capsys):
         assert table.get(layer.signature.key, layer.c_in, layer.c_out) is not None
     lm = LatencyModel.for_model(table, m)
     assert lm.rest_ms is not None and lm.predict_ms() > 0
+    (record,) = table.models.values()   # dense and a half-width variant timed whole
+    assert [c["variant"] for c in record["calibration"]] == ["dense", "pruned"]
+    assert record["scale"] == lm.scale and 0.5 <= lm.scale <= 2.0
     expand = model_layers(m)[1]                                   # 32 -> 64 channels
     assert lm.predict_ms({expand.node: (32, 16)}) < lm.predict_ms()
     assert f"{len(table.entries)} in the LUT" in out
@@ -40,6 +43,15 @@ def test_profile_measures_every_entry_the_model_needs(tmp_path, capsys):
     again = load_lut(lut)
     dense = model_layers(m)[1]
     assert len(again.get(dense.signature.key, dense.c_in, dense.c_out).runs) == 2
+
+
+def test_with_two_passes_every_entry_has_two_runs_and_the_fastest_counts(tmp_path):
+    model, lut = tiny_onnx(tmp_path, width=16), tmp_path / "lut.json"
+    profile = fast_profile(tmp_path, passes=2)
+    assert main(["profile", "--device", str(profile), "--model", str(model), "-o", str(lut)]) == 0
+    table = load_lut(lut)
+    for e in table.entries.values():
+        assert len(e.runs) == 2 and e.median_ms == min(r["median_ms"] for r in e.runs)
 
 
 def _entries(path):

@@ -38,7 +38,7 @@ def tiny_onnx(folder: Path, width: int = 32) -> Path:
     return path
 
 
-def fast_profile(folder: Path, step: int = 16) -> Path:
+def fast_profile(folder: Path, step: int = 16, passes: int = 1) -> Path:
     """A local device profile with a fixed channel step and short timings: tests stay fast."""
     path = Path(folder) / "testhost.toml"
     path.write_text(f'''
@@ -58,6 +58,7 @@ clock = "cpu"
 warmup = 1
 repeats = 3
 min_seconds = 0.01
+passes = {passes}
 [power]
 kind = "detect"
 ''')
