@@ -1,15 +1,20 @@
 """The pruning invariant on random graphs: pruned outputs equal the original's with the
 removed channels zeroed where consumed; parameters and MACs strictly fall."""
 
+import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from edgeprune.frontend.load import load_model_bytes
 from edgeprune.graph import analyze
 from edgeprune.importance import scores
 from edgeprune.rewrite import prune, ratio_keep
-from tests.helpers import assert_invariant, export
+from edgeprune.rewrite.reference import zero_removed
+from tests.helpers import assert_invariant, export, random_feeds, run
 
-from .netgen import RandomNet, input_shape, random_keep, specs
+from .netgen import Op, RandomNet, Spec, input_shape, random_keep, specs
+from .onnxgen import graphs
 
 # Reproducible in CI: the same examples every run, no example database.
 CI = settings(max_examples=100, deadline=None, derandomize=True, database=None,
@@ -35,3 +40,26 @@ def test_ratio_pruning_keeps_the_invariant_and_is_deterministic(spec, ratio, cri
     pruned = assert_invariant(model, keep, analysis=analysis)
     again = prune(model, analyze(model), keep)
     assert again.proto.SerializeToString(deterministic=True) == pruned.proto.SerializeToString(deterministic=True)
+
+
+@CI
+@given(graph=graphs(), data=st.data())
+def test_random_onnx_op_forms_keep_the_invariant(graph, data):
+    opset, proto = graph
+    model = load_model_bytes(proto.SerializeToString(), name=f"random-opset{opset}")
+    analysis = analyze(model)
+    keep = data.draw(random_keep(analysis), label="keep")
+    assert_invariant(model, keep, analysis=analysis)
+
+
+def test_the_invariant_check_catches_a_wrongly_pruned_model():
+    """The harness itself: a model pruned with other channels than the reference zeroes fails."""
+    spec = Spec(3, 4, (Op("conv", (8, 3, 1, 1, True, True, "relu")),), Op("conv", (2,)))
+    model = export(RandomNet(spec), input_shape(spec))
+    analysis = analyze(model)
+    g = analysis.prunable()[0]
+    pruned = prune(model, analysis, {g.id: [0, 1, 2, 3]})
+    wrong = zero_removed(model, analysis, {g.id: [4, 5, 6, 7]})
+    feeds = random_feeds(model)
+    with pytest.raises(AssertionError):
+        np.testing.assert_allclose(run(pruned.proto, feeds)[0], run(wrong, feeds)[0], rtol=1e-4)
