@@ -21,6 +21,7 @@ def image_files(folder: Path) -> list[Path]:
 def load_folder(folder: Path, name: str, shape: Sequence[int], size: tuple[int, int] | None,
                 norm: Normalization, limit: int | None = None) -> np.ndarray:
     layout = ImageLayout.of(tuple(shape), name)
+    norm.check(layout.channels)
     height, width = size or (layout.height, layout.width)
     if (height, width) != (layout.height, layout.width):
         raise UsageError(f"--image-size {height}x{width} does not match model input '{name}' "

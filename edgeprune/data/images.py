@@ -19,6 +19,12 @@ class Normalization:
     mean: tuple[float, ...] = (0.0,)
     std: tuple[float, ...] = (1.0,)
 
+    def check(self, channels: int) -> None:
+        for flag, values in (("--mean", self.mean), ("--std", self.std)):
+            if len(values) not in (1, channels):
+                raise UsageError(f"{flag} has {len(values)} values; the model input has {channels} "
+                                 "channels (give 1 or one per channel)")
+
     def apply(self, pixels: np.ndarray, channel_axis: int) -> np.ndarray:
         """`pixels` in 0..255 (any float or uint8 array); returns float32."""
         shape = [1] * pixels.ndim

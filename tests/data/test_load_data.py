@@ -105,6 +105,8 @@ def test_image_folder_for_grayscale_and_channels_last_inputs(tmp_path):
     assert gray.shape == (1, 1, 8, 8)
     nhwc = load_data(tmp_path / "imgs", ["input"], {"input": (1, 8, 8, 3)})["input"]
     assert nhwc.shape == (1, 8, 8, 3)
+    with pytest.raises(UsageError, match="--mean has 3 values; the model input has 1 channels"):
+        load_data(tmp_path / "imgs", ["input"], {"input": (1, 1, 8, 8)}, mean="0.4,0.4,0.4")
 
 
 @pytest.mark.parametrize("setup, kwargs, message", [
