@@ -16,6 +16,16 @@ from edgeprune.frontend.export import export_module
 from edgeprune.frontend.load import load_model
 
 
+# the op kinds each model exists to exercise, as they appear in the exported graph
+SIGNATURE_OPS = {
+    "efficientnet_lite0": {"Pad", "Clip"},  # TF "same" padding, ReLU6
+    "mobilenetv3_small": {"HardSwish", "HardSigmoid", "GlobalAveragePool", "Mul"},  # SE block
+    "unet_small": {"ConvTranspose", "Resize", "Concat"},
+    "csp_neck": {"Split", "Concat", "MaxPool"},
+    "vit_tiny": {"LayerNormalization", "MatMul", "Softmax", "Erf"},
+}
+
+
 def _run(proto: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -49,6 +59,11 @@ def test_zoo_model_exports_loads_and_matches_torch(name, tmp_path):
     bns = [n for n, m in module.named_modules() if isinstance(m, nn.BatchNorm2d)]
     assert {f"{n}.running_var" for n in bns} <= initializers
     assert [i.name for i in model.proto.graph.output] == ["output"]
+    assert SIGNATURE_OPS.get(name, set()) <= set(ops)
+    if name == "resnext_small":
+        groups = [a.i for n in model.proto.graph.node if n.op_type == "Conv"
+                  for a in n.attribute if a.name == "group"]
+        assert 8 in groups
 
 
 def test_resnet_names_follow_the_module_tree(tmp_path):
