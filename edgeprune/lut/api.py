@@ -36,7 +36,24 @@ def latency_model(model, device: str | DeviceSpec = "host", backend: str = "ort"
             raise UsageError(f"{where}: the LUT lacks entries for this model; run `edgeprune profile "
                              f"--device {spec.raw} --backend {backend} --model MODEL --resume`")
         table = measure_model_entries(model, spec, backend, lut, progress)
+    _check_belongs(table, spec, backend)
     return LatencyModel.for_model(table, model)
+
+
+def _check_belongs(table, spec: DeviceSpec, backend: str) -> None:
+    """A LUT answers only for the device, backend and CPU it was measured on."""
+    device = spec.profile.name if spec.profile is not None else spec.raw
+    header = table.header
+    if header.get("device") != device:
+        raise UsageError(f"{table.path}: this LUT was measured on device '{header.get('device')}', "
+                         f"not '{device}'")
+    if header.get("backend") != backend:
+        raise UsageError(f"{table.path}: this LUT is for backend '{header.get('backend')}', not '{backend}'")
+    if spec.kind == "local" and header.get("fingerprint"):
+        from ..devices.host import cpu_fingerprint
+        if header["fingerprint"] != cpu_fingerprint():
+            raise UsageError(f"{table.path}: this LUT was measured on CPU '{header['fingerprint']}', "
+                             f"this machine is '{cpu_fingerprint()}'")
 
 
 def _incomplete(table, model) -> bool:

@@ -15,6 +15,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from ..devices.energy import ESTIMATE_SOURCE, estimate_mj
+from ..errors import UsageError
 from .interp import GridInterpolator, LutMiss
 from .layers import Layer, Signature, model_layers
 from .table import Lut
@@ -78,7 +79,16 @@ class LatencyModel:
         record = lut.models.get(structure_key(model))
         if record is None:
             return cls(lut, model_layers(model), None)
-        return cls(lut, model_layers(model), record["rest_ms"], record.get("rest_mj"), record.get("scale", 1.0))
+        lm = cls(lut, model_layers(model), record["rest_ms"], record.get("rest_mj"), record.get("scale", 1.0))
+        try:
+            dense = lm.predict_ms()
+        except LutMiss:
+            return lm  # the caller measures or refuses the missing entries first
+        if not lm.scale > 0 or not dense > 0:
+            raise UsageError(f"{lut.path}: models/{structure_key(model)}: the whole-model terms (scale "
+                             f"{lm.scale:g}, rest {lm.rest_ms:g} ms) make the dense model's latency "
+                             f"{dense:g} ms; the LUT is corrupt, re-run `edgeprune profile`")
+        return lm
 
     # ------------------------------------------------------------ per layer
     def table(self, sig: str) -> GridInterpolator:

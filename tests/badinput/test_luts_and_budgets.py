@@ -4,13 +4,12 @@ contract's exit code (2 bad input, 3 infeasible), one line, no plan written, LUT
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 
 import pytest
 
-from tests.faults.profiling import REPO, conv_chain, write_quick_profile
+from tests.faults.profiling import REPO, conv_chain, copy_files, write_quick_profile
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +34,7 @@ def measured(tmp_path_factory):
 
 @pytest.fixture
 def setup(measured, tmp_path):
-    for name in ("quickhost.toml", "tiny.onnx", "lut.json"):
-        shutil.copy(measured / name, tmp_path / name)
-    return tmp_path
+    return copy_files(measured, tmp_path, "quickhost.toml", "tiny.onnx", "lut.json")
 
 
 def _plan(setup, budget="0.9x", lut="lut.json"):
@@ -125,14 +122,10 @@ def test_a_lut_missing_entries_for_a_remote_device_is_refused(refused, setup):
         refused(2, *args, words=["bad.json", "lacks entries", "edgeprune profile"], output=setup / "plan.json")
 
 
-@pytest.mark.xfail(strict=True, reason="known bug, reported: a LUT measured on one device is used "
-                                       "for another without a word (lut/api.latency_model)")
 def test_a_lut_measured_on_another_device_is_refused(refused, setup):
     refused(2, *_latency(setup, device="pixel-7"), words=["lut.json"])
 
 
-@pytest.mark.xfail(strict=True, reason="known bug, reported: a negative rest term makes the predicted "
-                                       "latency negative instead of being refused (lut/predict)")
 def test_a_lut_whose_rest_term_outweighs_the_layers_is_refused(refused, setup):
     def huge_negative_rest(doc):
         for record in doc["models"].values():
