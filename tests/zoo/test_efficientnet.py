@@ -1,7 +1,6 @@
 """EfficientNet-Lite0 computes what the TF-trained weights expect."""
 
 import numpy as np
-import pytest
 import skimage.data
 import torch
 from PIL import Image

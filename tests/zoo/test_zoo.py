@@ -1,6 +1,5 @@
 """The zoo builds the real architectures, deterministically, in eval mode."""
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
