@@ -34,6 +34,9 @@ class ZooEntry:
     factory: Callable[..., nn.Module]
     input_shape: tuple[int, ...]
     pretrained: bool = False  # whether the default build carries trained weights
+    # how `edgeprune.data.natural_images` should normalise inputs for it (None: not an RGB
+    # image model; digits_cnn takes `edgeprune.data.digits` images in [0, 1])
+    normalize: str | None = "imagenet"
 
 
 _IMAGENET = (1, 3, 224, 224)
@@ -42,12 +45,12 @@ _REGISTRY: dict[str, ZooEntry] = {
     "resnet50": ZooEntry(resnet50, _IMAGENET),
     "mobilenetv2": ZooEntry(mobilenetv2, _IMAGENET),
     "mobilenetv3_small": ZooEntry(mobilenetv3_small, _IMAGENET),
-    "efficientnet_lite0": ZooEntry(efficientnet_lite0, _IMAGENET, pretrained=True),
+    "efficientnet_lite0": ZooEntry(efficientnet_lite0, _IMAGENET, pretrained=True, normalize="tflite"),
     "unet_small": ZooEntry(unet_small, (1, 3, 64, 64)),
     "csp_neck": ZooEntry(csp_neck, (1, 3, 64, 64)),
     "resnext_small": ZooEntry(resnext_small, (1, 3, 64, 64)),
     "vit_tiny": ZooEntry(vit_tiny, (1, 3, 32, 32)),
-    "digits_cnn": ZooEntry(digits_cnn, (1, 1, 32, 32)),
+    "digits_cnn": ZooEntry(digits_cnn, (1, 1, 32, 32), normalize=None),
 }
 
 

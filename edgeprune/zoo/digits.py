@@ -34,7 +34,8 @@ class DigitsCNN(nn.Module):
 
 @seeded(0)
 def digits_cnn(num_classes: int = 10, width: int = 8) -> DigitsCNN:
-    """The untrained digits CNN for 1x1x32x32 inputs (random init)."""
+    """The untrained digits CNN for 1x1x32x32 inputs in [0, 1] as `edgeprune.data.digits`
+    gives them (random init; `train_digits_cnn` trains one)."""
     return DigitsCNN(num_classes, width)
 
 

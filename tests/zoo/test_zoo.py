@@ -19,6 +19,8 @@ def test_registry_lists_every_model_with_an_input_shape():
         assert zoo.find(zoo.factory(name)) == name
     assert zoo.input_shape("resnet50") == (1, 3, 224, 224)
     assert zoo.input_shape("digits_cnn") == (1, 1, 32, 32)
+    assert zoo.entry("efficientnet_lite0").normalize == "tflite"
+    assert zoo.entry("efficientnet_lite0").pretrained
 
 
 def test_unknown_name_is_a_usage_error_listing_known_ones():
