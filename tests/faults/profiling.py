@@ -86,3 +86,35 @@ def raw_entries(lut: Path) -> list[dict]:
 def duplicated_keys(lut: Path) -> list[tuple]:
     counts = Counter((e["sig"], e["c_in"], e["c_out"]) for e in raw_entries(lut))
     return [k for k, n in counts.items() if n > 1]
+
+
+def run_and_kill(cmd: list[str], ready, timeout: float = 600) -> bool:
+    """Start `cmd` in its own process group and SIGKILL the whole group (runner children
+    included) as soon as `ready()` holds. False if the run finished first."""
+    import os
+    import signal
+    import time
+
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            if ready():
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                return True
+            time.sleep(0.005)
+        return False
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def copy_files(src: Path, dst: Path, *names: str) -> Path:
+    import shutil
+
+    for name in names:
+        shutil.copy(src / name, dst / name)
+    return dst

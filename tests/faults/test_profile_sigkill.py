@@ -4,16 +4,14 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
-import time
 
 import pytest
 
 from edgeprune.lut.table import load_lut
-from tests.faults.profiling import REPO, conv_chain, duplicated_keys, profile_command, write_quick_profile
+from tests.faults.profiling import (REPO, conv_chain, duplicated_keys, profile_command, run_and_kill,
+                                    write_quick_profile)
 
 
 def _saved_entries(lut) -> int | None:
@@ -23,25 +21,12 @@ def _saved_entries(lut) -> int | None:
         return None
 
 
-def _run_and_kill(cmd, lut, at_entries: int, timeout: float = 300) -> bool:
-    """Start `cmd` in its own process group; SIGKILL the whole group once the LUT holds at
-    least `at_entries` entries. False if the run finished first."""
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.monotonic() + timeout
-    try:
-        while proc.poll() is None and time.monotonic() < deadline:
-            n = _saved_entries(lut)
-            if n is not None and n >= at_entries:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                return True
-            time.sleep(0.01)
-        return False
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+def _run_and_kill(cmd, lut, at_entries: int) -> bool:
+    """Kill the run once the LUT on disk holds at least `at_entries` entries."""
+    def ready():
+        n = _saved_entries(lut)
+        return n is not None and n >= at_entries
+    return run_and_kill(cmd, ready)
 
 
 def _entries(lut) -> dict[tuple, list]:
