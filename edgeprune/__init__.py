@@ -1,3 +1,4 @@
 """edgeprune: prune a trained model to fit an edge device's latency or energy budget."""
 
 __version__ = "0.1.0"
+from .api import compile  # noqa: E402,A001  the Python API mirroring `edgeprune compile`

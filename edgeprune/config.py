@@ -27,6 +27,7 @@ import click
 from .errors import UsageError
 
 DEFAULT_NAME = "edgeprune.toml"
+NAME_OR_PATH = frozenset({"model", "target"})   # a factory or a profile name, or a file
 
 
 def read_table(path: Path, table: str) -> dict[str, Any]:
@@ -74,7 +75,7 @@ def default_map(command: click.Command, table: dict[str, Any], path: Path, secti
         if isinstance(value, dict):
             raise UsageError(f"{path}: [{section}] {key}: expected a value, got a table")
         if param.name in path_params and isinstance(value, str):
-            value = _relative(value, path)
+            value = _relative(value, path, always=param.name not in NAME_OR_PATH)
         if param.multiple and not isinstance(value, list):
             value = [value]
         out[param.name] = value
@@ -91,12 +92,14 @@ def _display(names: dict[str, click.Parameter]) -> list[str]:
     return shown
 
 
-def _relative(value: str, config_path: Path) -> str:
-    """A relative file path is taken from the config's folder; names that are not paths
-    (`host`, a factory `pkg.mod:fn`, `adb:SERIAL`) stay as they are."""
+def _relative(value: str, config_path: Path, always: bool) -> str:
+    """A relative file path is taken from the config's folder. Values that may be names
+    rather than paths (MODEL `pkg.mod:fn`, DEVICE `host` or `adb:SERIAL`) are paths only
+    when they look like one."""
     p = Path(value).expanduser()
-    looks_like_path = "/" in value or p.suffix.lower() in (".onnx", ".npz", ".json", ".toml", ".pt", ".pth")
-    if p.is_absolute() or ":" in value or not looks_like_path:
+    looks_like_path = always or "/" in value or \
+        p.suffix.lower() in (".onnx", ".npz", ".json", ".toml", ".pt", ".pth")
+    if p.is_absolute() or not looks_like_path or not always and ":" in value:
         return value
     return str(config_path.parent / p)
 

@@ -184,6 +184,10 @@ def load_inputs(req: CompileRequest, model) -> Data:
 
 
 def _check_arrays(arrays: Mapping[str, np.ndarray], model) -> dict[str, np.ndarray]:
+    if set(arrays) == {"__single__"}:   # one array given for a single-input model
+        if len(model.input_shapes) != 1:
+            raise UsageError(f"data: the model has inputs {sorted(model.input_shapes)}; give a mapping")
+        arrays = {next(iter(model.input_shapes)): arrays["__single__"]}
     out = {}
     for name, shape in model.input_shapes.items():
         if name not in arrays:

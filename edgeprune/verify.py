@@ -115,3 +115,114 @@ def _measure(artifact, inputs, reference, target: str) -> dict[str, Any]:
                 for k in ref if k in r.outputs]
         out["device_outputs_max_abs_error"] = max(errs) if errs else None
     return out
+
+
+# ----------------------------------------------------------------------------- verify OUTDIR
+@dataclass
+class Reverified:
+    measured: Any          # gates.Measured
+    lines: list[str]
+
+
+def check_files(root: Path, manifest: dict[str, Any]) -> None:
+    """Every file the manifest lists is there with its sha256 (UsageError otherwise)."""
+    from .errors import UsageError
+    from .outdir import sha256_file
+
+    for rel, sha in sorted(manifest["files"].items()):
+        p = root / rel
+        if not p.is_file():
+            raise UsageError(f"{root}: {rel} is listed in the manifest but missing")
+        if sha256_file(p) != sha:
+            raise UsageError(f"{root}: {rel} does not match its sha256 in the manifest (changed or corrupt)")
+
+
+def _dense_reference(manifest: dict[str, Any], workdir: Path):
+    """The dense source model again, refused if it is not byte-identical to the compiled one."""
+    from .errors import UsageError
+    from .frontend.resolve import resolve_model
+
+    src = manifest["source"]
+    if src["kind"] == "module":
+        raise UsageError("the artifact was compiled from an in-memory nn.Module: the dense reference "
+                         "cannot be rebuilt, so fidelity cannot be re-checked")
+    weights = (src.get("weights") or {}).get("path")
+    r = resolve_model(src["path"], input_shape=src.get("input_shape"), weights=weights, workdir=workdir)
+    if r.model.sha256 != src["sha256"]:
+        raise UsageError(f"source {src['path']}: changed since compile (sha256 {r.model.sha256[:12]}…, "
+                         f"the manifest says {src['sha256'][:12]}…)")
+    return r.model
+
+
+def _recorded_data(manifest: dict[str, Any]) -> str | None:
+    """The DATA file used at compile time, if it is still there unchanged."""
+    from .outdir import sha256_file
+
+    d = ((manifest.get("fidelity") or {}).get("data")) or {}
+    path, sha = d.get("path"), d.get("sha256")
+    if path and sha and Path(path).is_file() and sha256_file(Path(path)) == sha:
+        return path
+    return None
+
+
+def reverify(root: Path, manifest: dict[str, Any], data: str | None = None, image_size=None,
+             mean=None, std=None, target: str | None = None, measure: bool = True,
+             need_fidelity: bool = False) -> Reverified:
+    from .backends.base import Artifact
+    from .errors import UsageError
+    from .fidelity import compare, outputs
+    from .frontend.load import load_model
+    from .gates import Measured
+    from .pipeline import RANDOM_SAMPLES, RANDOM_SEED, random_samples
+
+    check_files(root, manifest)
+    lines = [f"{root}: {len(manifest['files'])} files match their sha256"]
+    backend = manifest["target"]["backend"]
+    artifact = Artifact.load(root if backend == "ort" else root / "tvm", backend)
+    deployed_path = root / ("model.int8.onnx" if (root / "model.int8.onnx").is_file() else "model.onnx")
+    deployed = load_model(deployed_path)
+    spec = data or _recorded_data(manifest)
+    if spec:
+        from .data import load_data_for
+
+        inputs = load_data_for(spec, deployed, image_size=image_size, mean=mean, std=std)
+        kind = f"DATA {spec}"
+    elif need_fidelity:
+        raise UsageError("--min-fidelity needs --data (the DATA recorded at compile time is gone or changed)")
+    else:
+        inputs = random_samples(deployed)
+        kind = f"random (seed {RANDOM_SEED}, {RANDOM_SAMPLES} samples): no DATA"
+    device = target or manifest["target"]["device"]
+    with tempfile.TemporaryDirectory(prefix="edgeprune-verify-") as tmp:
+        checked = check_artifact(artifact, deployed, inputs, device, root, kind, measure=measure)
+        info = checked.info
+        err = info.get("artifact_vs_model_max_abs_error")
+        lines.append(f"artifact vs {deployed_path.name} on {kind}: max abs error "
+                     + ("not runnable here" if err is None else f"{err:.3g}"))
+        fidelity = None
+        if spec:
+            dense = _dense_reference(manifest, Path(tmp))
+            cand = checked.outputs if checked.outputs is not None else outputs(deployed, inputs)
+            fidelity = compare(outputs(dense, inputs), cand)
+            lines.append(f"fidelity vs dense: top-1 agreement {fidelity.top1_agreement:.1%}, "
+                         f"max abs error {fidelity.max_abs_error:.4g} ({fidelity.samples} samples)")
+    lat, en = manifest["latency_ms"], manifest["energy_mj"]
+    if info.get("measured_median_ms") is not None:
+        latency, lsrc = info["measured_median_ms"], f"measured median on {device}"
+        lines.append(f"latency on {device}: median {latency:.3f} ms, p90 {info['measured_p90_ms']:.3f} ms "
+                     f"(compiled: {lat['measured_median']} ms)")
+    else:
+        latency, lsrc = lat["measured_median"] or lat["predicted"], "from the manifest (not re-measured)"
+    if info.get("energy_mj") is not None:
+        energy, esrc = info["energy_mj"], f"measured ({info['energy_source']})"
+    else:
+        energy, esrc = (en["measured"], f"measured at compile ({en['measured_source']})") \
+            if en.get("measured") is not None else (en["predicted"], f"predicted ({en['predicted_source']})")
+    files = info["deployed_files"]
+    size = sum((root / f).stat().st_size for f in files) / 1e6
+    measured = Measured(latency_ms=latency, latency_source=lsrc, energy_mj=energy, energy_source=esrc,
+                        fidelity=None if fidelity is None else fidelity.top1_agreement,
+                        fidelity_source="no DATA" if fidelity is None else
+                        f"top-1 agreement with the dense model on {fidelity.samples} samples of {spec}",
+                        size_mb=size, size_source=", ".join(files))
+    return Reverified(measured, lines)
