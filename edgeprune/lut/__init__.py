@@ -10,9 +10,11 @@ What the planner calls
                                        #   Analysis.layer_channels(kept_counts) returns
     lm.predict(channels)               # Prediction(latency_ms, energy_mj, energy_source,
                                        #   estimated, layers_ms{node: ms}, rest_ms)
-    lm.layer_ms(node, c_in, c_out)     # one fused layer alone: its LUT median in ms; its
-                                       #   in-model cost is lm.scale * that (lm.scale is 1.0
-                                       #   for a RooflineModel)
+    lm.layer_ms(node, c_in, c_out)     # one fused layer's in-model cost in ms: its LUT
+                                       #   median times lm.scale, so that
+                                       #   predict_ms(ch) == Σ layer_ms + lm.rest_ms
+    lm.rest_ms, lm.scale               # the whole-model terms (rest 0, scale 1 for a roofline)
+    lm.table(sig_key)(c_in, c_out)     # raw (ms, mJ or None) of a signature, unscaled
     lm.dense_channels()                # {node: (c_in, c_out)} of the dense model
     lm.missing(channels)               # [(Signature, c_in, c_out)] the LUT cannot answer
     lm.lut.channel_step                # the device's channel step: plan in multiples of it

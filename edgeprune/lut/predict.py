@@ -101,8 +101,9 @@ class LatencyModel:
         return t
 
     def layer_ms(self, node: str, c_in: int, c_out: int) -> float:
-        """Median latency of one fused layer at these channel counts (raises LutMiss)."""
-        return self.table(self.layers[node].signature.key)(c_in, c_out)[0]
+        """One fused layer's cost inside the model at these channel counts: its LUT median
+        times the model's scale (raises LutMiss). predict_ms = Σ layer_ms + rest_ms."""
+        return self.scale * self.table(self.layers[node].signature.key)(c_in, c_out)[0]
 
     def dense_channels(self) -> dict[str, tuple[int, int]]:
         return {name: (l.c_in, l.c_out) for name, l in self.layers.items()}

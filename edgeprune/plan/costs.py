@@ -60,7 +60,7 @@ class LutCostModel:
             if self._measured_energy:
                 ms, mj = self._lm.table(sig.key)(c_in, c_out)
                 if mj is not None:
-                    return ms, mj
+                    return self._lm.scale * ms, mj
             else:
                 ms = self._lm.layer_ms(node, c_in, c_out)
         except LutMiss as miss:

@@ -34,6 +34,9 @@ def test_profile_measures_every_entry_the_model_needs(tmp_path, capsys):
     (record,) = table.models.values()   # dense and a half-width variant timed whole
     assert [c["variant"] for c in record["calibration"]] == ["dense", "pruned"]
     assert record["scale"] == lm.scale and 0.5 <= lm.scale <= 2.0
+    # what the planner adds up is what predict_ms says
+    per_layer = sum(lm.layer_ms(n, *c) for n, c in lm.dense_channels().items())
+    assert lm.predict_ms() == pytest.approx(per_layer + lm.rest_ms)
     expand = model_layers(m)[1]                                   # 32 -> 64 channels
     assert lm.predict_ms({expand.node: (32, 16)}) < lm.predict_ms()
     assert f"{len(table.entries)} in the LUT" in out
