@@ -4,37 +4,15 @@ contract's exit code (2 bad input, 3 infeasible), one line, no plan written, LUT
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from tests.faults.profiling import REPO, conv_chain, copy_files, write_quick_profile
-
-
-@pytest.fixture(scope="module")
-def measured(tmp_path_factory):
-    """A quick host profile, a tiny model and its complete LUT, measured once."""
-    folder = tmp_path_factory.mktemp("lut")
-    write_quick_profile(folder)
-    # big enough that layer times dominate the (noisy, possibly negative) rest term
-    conv_chain(folder / "tiny.onnx", 16, [32, 32], [3, 3])
-    p = subprocess.run([sys.executable, "-m", "edgeprune", "profile", "--device", str(folder / "quickhost.toml"),
-                        "--model", str(folder / "tiny.onnx"), "-o", str(folder / "lut.json")],
-                       cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stderr
-    # on a model this small the whole-model "rest" term is timing noise of either sign; pin
-    # it to 0 so feasibility never depends on noise (a negative total is a known bug, below)
-    doc = json.loads((folder / "lut.json").read_text())
-    for record in doc["models"].values():
-        record["rest_ms"] = 0.0
-    (folder / "lut.json").write_text(json.dumps(doc))
-    return folder
+from tests.faults.profiling import copy_files
 
 
 @pytest.fixture
-def setup(measured, tmp_path):
-    return copy_files(measured, tmp_path, "quickhost.toml", "tiny.onnx", "lut.json")
+def setup(measured_lut, tmp_path):
+    return copy_files(measured_lut, tmp_path, "quickhost.toml", "tiny.onnx", "lut.json")
 
 
 def _plan(setup, budget="0.9x", lut="lut.json"):
