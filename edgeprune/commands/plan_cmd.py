@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import click
 
-from ..errors import UsageError
+from ..errors import InfeasibleBudget, UsageError
 from ..graph import analyze
-from ..plan.budget import parse_budget
+from ..plan.budget import Budget, parse_budget
+from ..plan.calibrate import fit_measured
 from ..plan.knapsack import DEFAULT_BINS
+from ..rewrite import prune
 from .common import check_output_path, data_options, load_data_option, model_options, open_model
 
 
@@ -28,9 +30,12 @@ from .common import check_output_path, data_options, load_data_option, model_opt
 @click.option("--solver", type=click.Choice(["auto", "dp", "greedy"]), default="auto", show_default=True)
 @click.option("--bins", type=int, default=DEFAULT_BINS, show_default=True,
               help="Budget grid of the dynamic programme.")
+@click.option("--measure", is_flag=True,
+              help="Time the planned model on the device and re-plan until the measured latency "
+                   "meets the budget (x budgets then mean x of the measured dense latency).")
 @click.option("-o", "--output", required=True, help="Output plan .json path.")
 def command(model, input_shape, weights, device_spec, budgets, criterion, data, image_size, mean,
-            std, backend, lut, min_channels, step, solver, bins, output):
+            std, backend, lut, min_channels, step, solver, bins, measure, output):
     """The hardware-aware channel plan: HALP's latency-saliency knapsack over a measured LUT."""
     budget = parse_budget(budgets)
     if criterion == "taylor" and not data:
@@ -44,7 +49,7 @@ def command(model, input_shape, weights, device_spec, budgets, criterion, data, 
     from ..importance import compute
     from ..lut.api import latency_model
     from ..plan.costs import LutCostModel
-    from ..plan.planner import plan_channels
+    from ..plan.planner import Planner
     from ..plan.schema import save_plan
 
     spec = parse_device(device_spec)
@@ -60,11 +65,84 @@ def command(model, input_shape, weights, device_spec, budgets, criterion, data, 
     prior_step = spec.profile.channel_step if spec.profile is not None and \
         isinstance(spec.profile.channel_step, int) else None
     cost = LutCostModel(lm, channel_step=None if getattr(lm, "lut", None) is not None else prior_step)
-    result = plan_channels(analysis, scores, cost, budget, step=step, min_channels=min_channels,
-                           bins=bins, method=solver, device=device_spec, criterion=criterion)
+    planner = Planner(analysis, scores, cost, step, min_channels)
+    run = dict(bins=bins, method=solver, device=device_spec, criterion=criterion)
+    if measure:
+        result = _measured(planner, run, budget, m, analysis, spec, backend)
+    else:
+        result = planner.run(budget, **run)
     save_plan(result.plan, out)
     _summary(result, cost)
     click.echo(f"wrote {out}")
+
+
+def _measured(planner, run, budget, model, analysis, spec, backend):
+    """Plan, time the pruned model on the device, re-plan with the limit scaled by
+    target / measured; the plan keeps the user's budget and records the timings."""
+    if budget.latency_ms is None and budget.latency_x is None:
+        raise UsageError("--measure needs a latency budget (ms or x)")
+
+    def plan_at(limit):
+        result = planner.run(Budget(latency_ms=limit, energy_mj=budget.energy_mj), **run)
+        return result, result.plan.predicted["latency_ms"]
+
+    with _Timer(spec, backend) as timer:
+        dense_ms = timer(model)
+        target = min(v for v in (budget.latency_ms, None if budget.latency_x is None
+                                 else budget.latency_x * dense_ms) if v is not None)
+        try:
+            fitted = fit_measured(plan_at, lambda r: timer(prune(model, analysis, r.plan.keep)
+                                                           if r.plan.keep else model), target)
+        except InfeasibleBudget as e:
+            raise InfeasibleBudget(f"budget {budget.text} = {target:.3f} ms measured on {spec.raw} "
+                                   f"(dense {dense_ms:.3f} ms) is not reachable: "
+                                   f"{str(e).split(': ', 1)[-1]}") from None
+    result = fitted.candidate
+    result.plan.budget = budget.to_json()
+    result.plan.measured = {"dense_ms": dense_ms, "latency_ms": fitted.measured_ms, "target_ms": target,
+                            "rounds": fitted.rounds}
+    return result
+
+
+class _Timer:
+    """Median latency of whole models on the device, with the LUT's runner settings."""
+
+    def __init__(self, spec, backend):
+        self.spec, self.backend = spec, backend
+
+    def __enter__(self):
+        import tempfile
+
+        from ..devices.open import open_device
+        from ..lut.session import profile_settings
+
+        self.device = open_device(self.spec)
+        self.settings = profile_settings(self.device, self.backend)
+        self.tmp = tempfile.TemporaryDirectory(prefix="edgeprune-plan-")
+        self.n = 0
+        return self
+
+    def __call__(self, model) -> float:
+        from pathlib import Path
+
+        from ..devices.base import BenchTask
+        from ..errors import DeviceError
+        from ..frontend.load import save_model
+
+        self.n += 1
+        path = Path(self.tmp.name) / f"model{self.n}.onnx"
+        save_model(model.proto, path)
+        s = self.settings
+        (r,) = self.device.measure([BenchTask(id=f"plan{self.n}", model=path, backend=self.backend,
+                                              threads=s.threads, cores=s.cores, warmup=5, repeats=30,
+                                              min_seconds=1.0, options=s.options, clock=s.clock)])
+        if not r.ok:
+            raise DeviceError(f"{self.spec.raw}: timing the planned model failed: {r.error}")
+        return float(r.median_ms)
+
+    def __exit__(self, *exc):
+        self.tmp.cleanup()
+        self.device.close()
 
 
 def _summary(result, cost) -> None:
@@ -82,3 +160,10 @@ def _summary(result, cost) -> None:
                f"{', converged' if s['converged'] else ''}, budget grid {s['bins']} bins "
                f"(discretisation error <= {s['discretisation_error_ms']:.4f} ms), "
                f"knapsack {result.solve_seconds:.3f} s, total {result.total_seconds:.3f} s")
+    if plan.measured:
+        m = plan.measured
+        for k, r in enumerate(m["rounds"], 1):
+            click.echo(f"  round {k}: planned to {r['limit_ms']:.3f} ms, predicted {r['predicted_ms']:.3f}, "
+                       f"measured {r['measured_ms']:.3f} ms")
+        click.echo(f"measured {m['latency_ms']:.3f} ms of dense {m['dense_ms']:.3f} ms "
+                   f"({m['latency_ms'] / m['dense_ms']:.3f}x; target {m['target_ms']:.3f} ms)")

@@ -54,6 +54,8 @@ SCHEMA = {
         "solver": {"type": "object", "required": ["method", "iterations"]},
         "importance": {"type": "object", "required": ["kept", "total"],
                        "properties": {"kept": _NUM, "total": _NUM}},
+        "measured": {"type": "object", "required": ["dense_ms", "latency_ms"],
+                     "properties": {"dense_ms": _NUM, "latency_ms": _NUM}},
         "groups": {
             "type": "array",
             "items": {
@@ -97,6 +99,7 @@ class Plan:
     solver: dict                     # method, iterations, discretisation error, ...
     importance: dict                 # total importance kept / of the dense model
     groups: list[GroupPlan] = field(default_factory=list)
+    measured: dict | None = None     # device timings when planned with --measure
 
     @property
     def keep(self) -> dict[str, list[int]]:
@@ -109,6 +112,7 @@ class Plan:
             "device": self.device, "criterion": self.criterion, "budget": self.budget,
             "cost_model": self.cost_model, "predicted": self.predicted, "solver": self.solver,
             "importance": self.importance, "groups": [g.to_json() for g in self.groups],
+            **({"measured": self.measured} if self.measured is not None else {}),
         })
 
     @staticmethod
@@ -117,7 +121,7 @@ class Plan:
                     budget=d["budget"], cost_model=d["cost_model"], predicted=d["predicted"],
                     solver=d["solver"], importance=d["importance"],
                     groups=[GroupPlan(g["id"], g["name"], g["total"], list(g["indices"]))
-                            for g in d["groups"]])
+                            for g in d["groups"]], measured=d.get("measured"))
 
 
 def _rounded(obj):

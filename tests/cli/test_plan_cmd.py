@@ -97,3 +97,28 @@ def test_a_plan_for_another_model_exits_2(residual_onnx, tmp_path, capsys):
     assert main(["prune", str(other), "--plan", str(out), "-o", str(tmp_path / "x.onnx")]) == 2
     assert "another model" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.slow
+def test_measure_on_host_records_timings_and_meets_the_budget(tmp_path, capsys):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+                        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+                        nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(64, 10))
+    path = tmp_path / "net.onnx"
+    path.write_bytes(export(net, (1, 3, 56, 56)).proto.SerializeToString())
+    lut = tmp_path / "lut.json"   # its own LUT: measured here, leaves the shared one alone
+    out = tmp_path / "plan.json"
+    assert main(["plan", str(path), "--device", "host", "--lut", str(lut), "--budget", "0.6x",
+                 "--measure", "-o", str(out)]) == 0
+    d = json.loads(out.read_text())
+    m = d["measured"]
+    assert d["budget"]["text"] == "0.6x"
+    assert m["target_ms"] == pytest.approx(0.6 * m["dense_ms"])
+    assert 1 <= len(m["rounds"]) <= 3
+    assert m["latency_ms"] in [r["measured_ms"] for r in m["rounds"]]
+    assert "measured" in capsys.readouterr().out
