@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UsageError
+from .recover import single_threaded_torch
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ def finetune(student: nn.Module, teacher: nn.Module, inputs: np.ndarray | torch.
              options: FinetuneOptions = FinetuneOptions()) -> FinetuneResult:
     """Train `student` (in place) to follow `teacher` on `inputs` (N, ...) and, if given,
     the integer `labels` (N,). Returns the student in eval mode and the loss per epoch.
-    Deterministic for a seed: the run uses private RNG state."""
+    Deterministic for a seed: the run uses private RNG state and one thread (small
+    convolutions on a shared machine ran several times faster on one thread than on two)."""
     x = torch.as_tensor(np.asarray(inputs), dtype=torch.float32)
     y = None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.long)
     if len(x) == 0:
@@ -59,7 +61,7 @@ def finetune(student: nn.Module, teacher: nn.Module, inputs: np.ndarray | torch.
     with torch.no_grad():
         soft = torch.cat([teacher(x[i:i + o.batch_size]) for i in range(0, len(x), o.batch_size)])
     losses = []
-    with torch.random.fork_rng(devices=[]):
+    with single_threaded_torch(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(o.seed)
         opt = torch.optim.AdamW(student.parameters(), lr=o.lr, weight_decay=o.weight_decay)
         steps = o.epochs * ((len(x) + o.batch_size - 1) // o.batch_size)

@@ -119,7 +119,18 @@ class Layer:
         k = x.shape[-1]
         return (torch.from_numpy(x.reshape(1, -1, k)), torch.from_numpy(y.reshape(1, -1, y.shape[-1])))
 
-    def write(self, coef: np.ndarray, inits, graph: onnx.GraphProto) -> None:
+    def bias_of(self, coef: np.ndarray) -> np.ndarray:
+        """The bias part of a solution, one value per output channel."""
+        return coef[:, -1, 0] if self.kind == DEPTHWISE else coef[0, -1]
+
+    @property
+    def has_bias(self) -> bool:
+        node = self.node
+        return self.kind != MATMUL and len(node.input) > 2 and bool(node.input[2])
+
+    def write(self, coef: np.ndarray, inits, graph: onnx.GraphProto, bias: bool = True) -> None:
+        """Store the refit weights, and the bias unless `bias` is False (the caller folds it
+        into the BN that follows, so the graph keeps the pruned model's structure)."""
         node, w_name = self.node, self.node.input[1]
         dtype = numpy_helper.to_array(inits[w_name]).dtype
         if self.kind == CONV:
@@ -133,7 +144,8 @@ class Layer:
             w = wk.T if self.kind == GEMM and _attr(node, "transB", 0) else wk
             b = coef[0, -1]
         inits[w_name].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(w, dtype=dtype), w_name))
-        _set_bias(self, np.asarray(b, dtype=dtype), inits, graph)
+        if bias:
+            _set_bias(self, np.asarray(b, dtype=dtype), inits, graph)
 
 
 def _set_bias(layer: Layer, b: np.ndarray, inits, graph: onnx.GraphProto) -> None:

@@ -22,7 +22,7 @@ from ..errors import UsageError
 from ..frontend.load import Model
 from ..graph.groups import Analysis
 from ..graph.types import IN
-from .bn import Moments, is_inference_bn, match_moments, read_bn, write_bn
+from .bn import BnParams, Moments, is_inference_bn, match_moments, read_bn, write_bn
 from .probe import Calib, Probe
 from .reconstruct import Layer, NormalEquations, layer_kind
 
@@ -91,13 +91,19 @@ def _recover(dense, pruned, analysis, keep, calib, options) -> Recovered:
         if kind and options.reconstruct:
             step, eq, layer, coef = _refit(node, kind, proto, dense, kept, calib, options, rng, inits)
             steps.append(step)
-            bn = _only_bn_after(node, consumers, inits, graph)
+            # a BN normalises axis 1: a MatMul's channels are on the last axis
+            bn = _only_bn_after(node, consumers, inits, graph) if kind != "matmul" else None
             if options.match_bn and bn is not None:
                 mean_p, var_p = eq.output_moments(coef)
                 mean_d, var_d = eq.target_moments()
                 write_bn(bn, inits, match_moments(read_bn(bn, inits), mean_p, var_p, mean_d, var_d))
                 done_bn.add(bn.name)
-            layer.write(coef, inits, graph)
+            fold = bn is not None and not layer.has_bias
+            if fold:
+                # BN(x + b) is BN(x) with its mean moved by -b: no bias input added
+                p = read_bn(bn, inits)
+                write_bn(bn, inits, BnParams(p.scale, p.bias, p.mean - layer.bias_of(coef), p.var, p.eps))
+            layer.write(coef, inits, graph, bias=not fold)
             if kind == "matmul":
                 i += 1  # skip the bias Add just inserted after it
         elif options.match_bn and is_inference_bn(node, inits) and node.name not in done_bn:
