@@ -38,7 +38,7 @@ def compile(model: Any, target: str = "host", budget: str | Sequence[str] = "0.5
             output: str | os.PathLike, input_shape: str | Sequence[int] | Mapping | None = None,
             weights: str | os.PathLike | None = None,
             data: str | os.PathLike | Mapping[str, np.ndarray] | np.ndarray | None = None,
-            quantize: str = "none", backend: str = "ort", criterion: str | None = None,
+            quantize: str = "none", calibration: str = "minmax", backend: str = "ort", criterion: str | None = None,
             sweep: Sequence[str] = (), lut: str | os.PathLike | None = None, tuning_trials: int = 0,
             max_latency: float | None = None, max_energy: float | None = None,
             min_fidelity: float | None = None, max_size: float | None = None,
@@ -69,7 +69,7 @@ def compile(model: Any, target: str = "host", budget: str | Sequence[str] = "0.5
     req = CompileRequest(
         output=os.fspath(output), model=spec, module=module, input_shape=_shape_text(input_shape),
         weights=None if weights is None else os.fspath(weights), target=target,
-        budget=_budgets(budget), sweep=tuple(sweep), backend=backend, quantize=quantize,
+        budget=_budgets(budget), sweep=tuple(sweep), backend=backend, quantize=quantize, calibration=calibration,
         data=data_path, data_arrays=arrays, criterion=criterion,
         lut=None if lut is None else os.fspath(lut), tuning_trials=tuning_trials, quiet=quiet,
         gates={"max_latency": max_latency, "max_energy": max_energy, "min_fidelity": min_fidelity,

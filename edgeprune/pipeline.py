@@ -26,6 +26,7 @@ from .progress import Stages
 
 BACKENDS = ("ort", "tvm")
 QUANTIZE = ("none", "int8")
+CALIBRATION = ("minmax", "entropy", "percentile")
 CRITERIA = ("l1", "l2", "bn", "taylor")
 EVAL_EVERY = 4          # with DATA, every 4th sample is held out for fidelity (not calibrated on)
 MIN_SPLIT = 8           # fewer samples than this: fidelity is measured on the calibration samples
@@ -47,6 +48,7 @@ class CompileRequest:
     sweep: tuple[str, ...] = ()        # extra budgets for the fidelity-vs-latency plot
     backend: str = "ort"
     quantize: str = "none"
+    calibration: str = "minmax"        # int8 activation ranges: minmax, entropy, percentile
     data: str | None = None
     data_arrays: Mapping[str, np.ndarray] | None = None   # DATA given as arrays (Python API)
     image_size: str | None = None
@@ -85,6 +87,8 @@ def check_request(req: CompileRequest) -> CompileRequest:
         raise UsageError(f"--backend {req.backend}: expected one of {', '.join(BACKENDS)}")
     if req.quantize not in QUANTIZE:
         raise UsageError(f"--quantize {req.quantize}: expected one of {', '.join(QUANTIZE)}")
+    if req.calibration not in CALIBRATION:
+        raise UsageError(f"--calibration {req.calibration}: expected one of {', '.join(CALIBRATION)}")
     if not req.budget:
         raise UsageError("--budget is required (e.g. 12ms, 0.5x or 30mJ), on the command line "
                          "or as budget in the [compile] table of edgeprune.toml")
@@ -271,42 +275,6 @@ def predict_layers(costs: Costs, model) -> dict[str, float] | None:
         return None
 
 
-def quantize_int8(model, calib: Mapping[str, np.ndarray], workdir: Path):
-    """Static QDQ int8 of `model` calibrated on `calib` (edgeprune.quantize when present)."""
-    from . import quantize as q
-
-    fn = getattr(q, "quantize_int8", None) or getattr(q, "quantize", None)
-    if fn is not None:
-        return fn(model, calib)
-    return _ort_qdq(model, calib, workdir)
-
-
-def _ort_qdq(model, calib, workdir: Path):
-    """Adapter until edgeprune.quantize lands: ORT's pre-processing (BN folded into Conv) and
-    static QDQ with per-channel int8 weights and min-max calibration."""
-    import onnxruntime.quantization as oq
-
-    from .frontend.load import load_model
-    from .recover.probe import split_batches
-
-    src, pre, dst = workdir / "q-src.onnx", workdir / "q-pre.onnx", workdir / "q-int8.onnx"
-    src.write_bytes(model.proto.SerializeToString())
-    oq.quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-    batch = next(iter(model.input_shapes.values()))[0]
-
-    class Reader(oq.CalibrationDataReader):
-        def __init__(self):
-            self._it = iter(split_batches(calib, batch))
-
-        def get_next(self):
-            return next(self._it, None)
-
-    oq.quantize_static(str(pre), str(dst), Reader(), quant_format=oq.QuantFormat.QDQ, per_channel=True,
-                       activation_type=oq.QuantType.QInt8, weight_type=oq.QuantType.QInt8,
-                       calibrate_method=oq.CalibrationMethod.MinMax)
-    return load_model(dst, dict(model.input_shapes))
-
-
 def fidelity_of(dense_out, model, data) -> dict[str, Any]:
     from .fidelity import compare, outputs
 
@@ -400,8 +368,10 @@ class _Run:
         save_plan(plan, self.staging / "plan.json")
         self.deployed = self.fp32
         if req.quantize == "int8":
-            with S.stage("quantize", "quantize (int8 QDQ)"):
-                self.deployed = quantize_int8(self.fp32, data.calib, self.workdir)
+            with S.stage("quantize", f"quantize (int8 QDQ, {req.calibration})"):
+                from .quantize import quantize_int8
+
+                self.deployed = quantize_int8(self.fp32, data.calib, method=req.calibration)
                 save_model(self.deployed.proto, self.staging / "model.int8.onnx")
                 self._fidelity("int8", self.deployed)
         with S.stage("compile", f"compile ({req.backend})") as st:
@@ -537,7 +507,8 @@ class _Run:
             else None,
             "quantize": {"mode": req.quantize,
                          "calibration": None if req.quantize == "none" else
-                         f"min-max over {self.data.info.get('calibration')} DATA samples, per-channel int8 weights"},
+                         f"{req.calibration} over {self.data.info.get('calibration')} DATA samples, "
+                         "per-channel int8 weights, BN folded"},
             "verify": {k: v[k] for k in v if k not in ("energy_mj", "energy_source")},
             "lut": self.costs.info,
             "sweep": self.sweep,

@@ -6,7 +6,7 @@ import click
 
 from ..config import config_option
 from ..gates import gate_options
-from ..pipeline import BACKENDS, CRITERIA, QUANTIZE, CompileRequest
+from ..pipeline import BACKENDS, CALIBRATION, CRITERIA, QUANTIZE, CompileRequest
 from .common import data_options
 
 PATH_KEYS = frozenset({"model", "weights", "data", "lut", "output", "target"})
@@ -24,6 +24,8 @@ PATH_KEYS = frozenset({"model", "weights", "data", "lut", "output", "target"})
               help="Also plan, prune and recover at this budget (repeatable) for the fidelity-vs-latency plot.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="ort", show_default=True)
 @click.option("--quantize", type=click.Choice(QUANTIZE), default="none", show_default=True)
+@click.option("--calibration", type=click.Choice(CALIBRATION), default="minmax", show_default=True,
+              help="int8 activation-range calibration on DATA.")
 @click.option("--criterion", type=click.Choice(CRITERIA), default=None,
               help="Importance (default: taylor with --data, l1 without).")
 @data_options
@@ -35,7 +37,7 @@ PATH_KEYS = frozenset({"model", "weights", "data", "lut", "output", "target"})
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @config_option("compile", PATH_KEYS)
 @click.pass_context
-def command(ctx, model, input_shape, weights, target, budget, sweep, backend, quantize, criterion,
+def command(ctx, model, input_shape, weights, target, budget, sweep, backend, quantize, calibration, criterion,
             data, image_size, mean, std, lut, tuning_trials, output, max_latency, max_energy,
             min_fidelity, max_size, quiet):
     """The whole pipeline: export, plan, prune, recover, quantize, compile, verify, report.
@@ -52,7 +54,7 @@ def command(ctx, model, input_shape, weights, target, budget, sweep, backend, qu
         raise UsageError("MODEL is required (an .onnx file or package.module:function)")
     req = CompileRequest(
         output=output, model=model, input_shape=input_shape, weights=weights, target=target,
-        budget=tuple(budget), sweep=tuple(sweep), backend=backend, quantize=quantize, data=data,
+        budget=tuple(budget), sweep=tuple(sweep), backend=backend, quantize=quantize, calibration=calibration, data=data,
         image_size=image_size, mean=mean, std=std, criterion=criterion, lut=lut,
         tuning_trials=tuning_trials, quiet=quiet, config=ctx.meta.get("edgeprune.config"),
         gates={"max_latency": max_latency, "max_energy": max_energy, "min_fidelity": min_fidelity,

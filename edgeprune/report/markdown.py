@@ -15,6 +15,10 @@ def _f(v, digits: int = 3, unit: str = "") -> str:
     return f"{v}{unit}"
 
 
+def _g4(v) -> str:
+    return "—" if v is None else f"{v:.4g}"
+
+
 def _g(v) -> str:
     return "—" if v is None else f"{v:.3g}"
 
@@ -89,7 +93,7 @@ def render(m: dict[str, Any]) -> str:
     out += ["## Gates", ""]
     if gates:
         out += _table(["gate", "limit", "value", "how", "result"], [
-            [g["flag"], _f(g["limit"], 4), _f(g["value"], 4), g.get("source", ""),
+            [g["flag"], _g4(g["limit"]), _g4(g["value"]), g.get("source", ""),
              "✅ held" if g["passed"] else "❌ failed"] for g in gates.values()])
     else:
         out += ["No gates were set (`--max-latency`, `--max-energy`, `--min-fidelity`, `--max-size`)."]
