@@ -7,7 +7,7 @@ fine-tuned with distillation from the dense one (the plan applied to the PyTorch
 then re-exported), its int8 QDQ model on ONNX Runtime, and that int8 model compiled by TVM
 with integer kernels (agreement with ORT int8 in output quantization steps).
 
-    .venv/bin/python benchmarks/recovery_digits.py [--ratio 0.5] [--epochs 8] [--ft-epochs 6]
+    .venv/bin/python benchmarks/recovery_digits.py [--ratio 0.5] [--epochs 8] [--ft-epochs 15]
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ratio", type=float, default=0.5)
     ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--ft-epochs", type=int, default=6)
+    ap.add_argument("--ft-epochs", type=int, default=15)
     ap.add_argument("--calib", type=int, default=256)
     ap.add_argument("--no-tvm", action="store_true")
     args = ap.parse_args(argv)

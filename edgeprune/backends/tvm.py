@@ -53,6 +53,10 @@ class TvmBackend:
 
         started = time.monotonic()
         mod = import_onnx(simplify(proto))
+        if any(n.op_type == "DequantizeLinear" for n in proto.graph.node):
+            from ..quantize.tvm_int8 import lower_qdq  # QDQ → int8 conv/matmul kernels
+
+            mod = lower_qdq(mod)
         notes: dict[str, Any] = {"tvm_version": tvm.__version__}
         if is_gpu(tdict):
             notes["schedules"] = "dlight (TVM's GPU default schedules)"

@@ -59,17 +59,16 @@ def test_every_conv_and_matmul_computes_on_int8(quantized):
         assert str(call.ty.dtype) == "int32"
 
 
-def test_tvm_int8_matches_ort_int8_within_one_quantization_step(quantized):
-    import tvm
-    from tvm import relax
+def test_tvm_int8_artifact_matches_ort_int8_within_one_quantization_step(quantized, tmp_path):
+    from edgeprune.backends.base import TargetSpec
+    from edgeprune.backends.tvm import TvmBackend, run_on_host
 
-    executable = tvm.compile(lower_qdq(_import(quantized)), target=tvm.target.Target({"kind": "llvm"}))
-    vm = relax.VirtualMachine(executable, tvm.cpu())
+    artifact = TvmBackend().compile(quantized, TargetSpec(), tmp_path)
     inits = {t.name: t for t in quantized.graph.initializer}
     out_dq = next(n for n in quantized.graph.node if n.output[0] == quantized.graph.output[0].name)
     step = float(onnx.numpy_helper.to_array(inits[out_dq.input[1]]))
     x = np.random.default_rng(1).standard_normal((8, 1, 3, 8, 8)).astype(np.float32)
     # ONNX Runtime with its optimisations on: the QDQ patterns run as QLinearConv / QGemm
     want = outputs(quantized, {"x0": x[:, 0]})[0]
-    got = np.concatenate([vm["main"](tvm.runtime.tensor(xi)).numpy() for xi in x])
+    got = np.concatenate([next(iter(run_on_host(artifact, {"x0": xi}).values())) for xi in x])
     assert np.abs(got - want).max() <= step * 1.0001
