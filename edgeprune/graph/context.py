@@ -162,7 +162,12 @@ class Context:
 
     def atom(self, ids: np.ndarray) -> None:
         """These channels may only be removed all together (a conv group, a head)."""
-        self.atom_unions.append(np.asarray(ids, dtype=np.int64).ravel())
+        ids = np.asarray(ids, dtype=np.int64).ravel()
+        self.atom_unions.append(ids)
+        # channels removed together are one group, even when several producers made them
+        # (a conv group reading a concat); otherwise one producer's part could go alone
+        for x in ids[1:].tolist():
+            self.blocks_uf.union(self.block_of[int(ids[0])], self.block_of[x])
 
     def freeze(self, ids: np.ndarray, reason: str) -> None:
         if np.size(ids):

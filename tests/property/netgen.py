@@ -168,6 +168,11 @@ class Head(nn.Module):
         elif k == "mean_mlp":      # hidden, act, out
             self.fc1 = nn.Linear(c, a[0])
             self.fc2 = nn.Linear(a[0], a[2])
+        elif k == "token_mlp":     # hidden, act, out, layernorm: channels-last MatMuls
+            self.norm = nn.LayerNorm(c) if a[3] else nn.Identity()
+            self.fc1 = nn.Linear(c, a[0])
+            self.fc2 = nn.Linear(a[0], c)
+            self.out = nn.Linear(c, a[2])
 
     def forward(self, x):
         k, a = self.op.kind, self.op.args
@@ -179,6 +184,10 @@ class Head(nn.Module):
             return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
         if k == "mean_mlp":
             return self.fc2(act(a[1], self.fc1(x.mean((2, 3)))))
+        if k == "token_mlp":
+            t = x.flatten(2).transpose(1, 2)
+            t = t + self.fc2(act(a[1], self.fc1(self.norm(t))))
+            return self.out(t.mean(1))
         raise ValueError(k)
 
 
@@ -342,11 +351,13 @@ def specs(draw, max_ops: int = 7) -> Spec:
         c, s = out_shape(op, c, s, shapes)
         shapes.append((c, s))
     acts = st.sampled_from(ACTS)
-    head_kind = draw(st.sampled_from(["conv", "flatten_mlp", "gap_linear", "mean_mlp"]))
+    head_kind = draw(st.sampled_from(["conv", "flatten_mlp", "gap_linear", "mean_mlp", "token_mlp"]))
     if head_kind == "conv":
         head = Op("conv", (draw(st.integers(1, 4)),))
     elif head_kind == "gap_linear":
         head = Op("gap_linear", (draw(st.integers(1, 5)),))
+    elif head_kind == "token_mlp":
+        head = Op(head_kind, (draw(channels), draw(acts), draw(st.integers(1, 5)), draw(st.booleans())))
     else:
         head = Op(head_kind, (draw(channels), draw(acts), draw(st.integers(1, 5))))
     extra = draw(st.one_of(st.none(), st.integers(1, len(ops)))) if draw(st.integers(0, 4)) == 0 else None
