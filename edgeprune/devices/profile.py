@@ -66,6 +66,7 @@ PROFILE_SCHEMA = {
                 "repeats": {"type": "integer", "minimum": 1},
                 "min_seconds": {"type": "number", "minimum": 0},
                 "passes": {"type": "integer", "minimum": 1},
+                "tvm_trials": {"type": "integer", "minimum": 0},
                 "cores": {"type": "array", "items": {"type": "integer", "minimum": 0}},
             },
         },
@@ -103,6 +104,7 @@ class DeviceProfile:
     clock: str                    # "wall", or "cpu" (thread CPU time, for a shared host)
     cores: list[int] | None
     timing: dict                  # optional warmup / repeats / min_seconds / passes per LUT entry
+    tvm_trials: int               # MetaSchedule trials per LUT micro-model for --backend tvm
     power: dict | None
     roofline: dict | None
     lut_measured: bool
@@ -148,7 +150,8 @@ def load_profile_file(path: str | Path) -> DeviceProfile:
         address=doc["reach"].get("address"), cpu=doc["cpu"], gpu=doc.get("gpu"),
         runtimes=doc["runtimes"], channel_step=measure.get("channel_step", "measure"),
         threads=measure.get("threads", 1), clock=measure.get("clock", "wall"), cores=measure.get("cores"),
-        timing={k: measure[k] for k in ("warmup", "repeats", "min_seconds", "passes") if k in measure}, power=doc.get("power"),
+        timing={k: measure[k] for k in ("warmup", "repeats", "min_seconds", "passes") if k in measure},
+        tvm_trials=measure.get("tvm_trials", 0), power=doc.get("power"),
         roofline=doc.get("roofline"), lut_measured=doc.get("lut", {}).get("measured", False),
         path=path, raw=doc)
 

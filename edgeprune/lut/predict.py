@@ -4,7 +4,7 @@ cost of everything else.
     latency(channels) = scale * Σ LUT(fused layer at its channels) + rest
 
 `rest` and `scale` are measured once per model on the device (calibrate.py: the dense model
-and one uniformly pruned variant timed whole). They are stored in the LUT under the model's
+and a few uniformly pruned variants timed whole). They are stored in the LUT under the model's
 *structure key* — a hash of its ops and attributes without channel counts — so a pruned
 model finds the terms of the dense model it came from.
 """

@@ -39,6 +39,8 @@ class Settings:
     batch: int = 64          # tasks per runner process
     clock: str = "wall"      # "cpu" on a shared host: thread CPU time (threads == 1)
     passes: int = 1          # runs per entry, in separate passes (the fastest counts): >1 on a shared host
+    tvm_target: object = None   # backends.base.TargetSpec, for backend "tvm"
+    tvm_trials: int = 0      # MetaSchedule trials per micro-model (0: TVM's untuned lowering)
 
 
 Progress = Callable[[int, int], None]   # (newly done, new total)
@@ -186,9 +188,28 @@ class Profiler:
 
     def _task(self, sig: Signature, ci: int, co: int) -> BenchTask:
         s = self.settings
-        return BenchTask(id=f"{sig.key}|{ci}x{co}", model=micro_model_file(sig, ci, co, self.workdir),
-                         backend=s.backend, threads=s.threads, cores=s.cores, warmup=s.warmup,
-                         repeats=s.repeats, min_seconds=s.min_seconds, options=s.options, clock=s.clock)
+        model, options = self._runnable(micro_model_file(sig, ci, co, self.workdir))
+        return BenchTask(id=f"{sig.key}|{ci}x{co}", model=model, backend=s.backend, threads=s.threads,
+                         cores=s.cores, warmup=s.warmup, repeats=s.repeats, min_seconds=s.min_seconds,
+                         options=options, clock=s.clock)
+
+    def _runnable(self, onnx_path: Path) -> tuple[Path, dict]:
+        """What the runner loads for an ONNX model: itself for ORT, its library for TVM."""
+        if self.settings.backend == "tvm":
+            return self._tvm_library(onnx_path)
+        return onnx_path, self.settings.options
+
+    def _tvm_library(self, onnx_path: Path) -> tuple[Path, dict]:
+        """The model compiled (and, with tvm_trials, tuned: its schedule lands in the
+        target's tuning database, so a plan on the grid compiles with no new tuning)."""
+        import onnx
+
+        from ..backends.tvm import TvmBackend
+
+        s = self.settings
+        artifact = TvmBackend().compile(onnx.load(str(onnx_path)), s.tvm_target, onnx_path.with_suffix(".tvm"),
+                                        {"tuning_trials": s.tvm_trials, "check": False})
+        return artifact.path("model"), artifact.run["options"]
 
     def _measure_batch(self, batch: list[tuple[Signature, int, int]]) -> None:
         by_id = {}
@@ -235,11 +256,11 @@ class Profiler:
 
     def measure_rest(self, model, layers: list[Layer], name: str) -> dict:
         """The model's whole-model terms (see calibrate.py), measured once per structure."""
-        from .calibrate import calibrate_model
+        from .calibrate import VERSION, calibrate_model
 
         key = structure_key(model)
         have = self.writer.lut.models.get(key)
-        current = have is not None and "calibration" in have   # older records had no scale fit
+        current = have is not None and have.get("calibration_version") == VERSION
         if current and (not self.fresh or have.get("run") == self.run_id):
             return have
         self.progress(0, 1)
@@ -252,10 +273,11 @@ class Profiler:
     def whole_model_task(self, proto, tag: str) -> BenchTask:
         path = self.workdir / f"model-{tag}.onnx"
         path.write_bytes(proto.SerializeToString())
+        model, options = self._runnable(path)
         s = self.settings
-        return BenchTask(id=f"model|{tag}", model=path, backend=s.backend, threads=s.threads,
+        return BenchTask(id=f"model|{tag}", model=model, backend=s.backend, threads=s.threads,
                          cores=s.cores, warmup=s.warmup + 2, repeats=max(s.repeats, 20),
-                         min_seconds=max(1.0, 8 * s.min_seconds), options=s.options, clock=s.clock)
+                         min_seconds=max(1.0, 8 * s.min_seconds), options=options, clock=s.clock)
 
 
 class _GridState:

@@ -38,7 +38,14 @@ def profile_settings(device, backend: str) -> Settings:
         cores = list(profile.cores)
     clock = profile.clock if profile is not None and threads == 1 else "wall"
     timing = profile.timing if profile is not None else {}
-    return Settings(backend=backend, threads=threads, cores=cores, options=options, clock=clock, **timing)
+    tvm = {}
+    if backend == "tvm":
+        from ..backends.base import TargetSpec
+        if profile is None or not profile.tvm_target():
+            raise UsageError("--backend tvm: the device profile has no [runtimes.tvm] target")
+        tvm = {"tvm_target": TargetSpec.from_profile(profile), "tvm_trials": profile.tvm_trials}
+    return Settings(backend=backend, threads=threads, cores=cores, options=options, clock=clock,
+                    **timing, **tvm)
 
 
 def lut_header(device, backend: str, channel_step: int, step_sweep: dict | None = None) -> dict:
@@ -50,6 +57,9 @@ def lut_header(device, backend: str, channel_step: int, step_sweep: dict | None 
         from ..devices.host import cpu_fingerprint, cpu_model
         header["cpu"] = cpu_model()
         header["fingerprint"] = cpu_fingerprint()
+    if backend == "tvm":
+        header["tvm_trials"] = settings.tvm_trials
+        header["tvm_target"] = dict(settings.tvm_target.tvm)
     if step_sweep:
         header["channel_step_sweep"] = step_sweep
     return header

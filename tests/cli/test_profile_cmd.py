@@ -31,8 +31,8 @@ def test_profile_measures_every_entry_the_model_needs(tmp_path, capsys):
         assert table.get(layer.signature.key, layer.c_in, layer.c_out) is not None
     lm = LatencyModel.for_model(table, m)
     assert lm.rest_ms is not None and lm.predict_ms() > 0
-    (record,) = table.models.values()   # dense and a half-width variant timed whole
-    assert [c["variant"] for c in record["calibration"]] == ["dense", "pruned"]
+    (record,) = table.models.values()   # dense and uniformly thinner variants timed whole
+    assert [c["keep"] for c in record["calibration"]] == [None, 0.3, 0.5, 0.75]
     assert record["scale"] == lm.scale and 0.5 <= lm.scale <= 2.0
     # what the planner adds up is what predict_ms says
     per_layer = sum(lm.layer_ms(n, *c) for n, c in lm.dense_channels().items())

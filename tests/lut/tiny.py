@@ -51,6 +51,8 @@ arch = "live"
 cores = "live"
 [runtimes.ort]
 providers = ["CPUExecutionProvider"]
+[runtimes.tvm]
+target = {{ kind = "llvm" }}
 [measure]
 channel_step = {step}
 threads = 1
