@@ -41,6 +41,15 @@ def _human(n: int) -> str:
     return f"{n:.1f}T"
 
 
+STAGES = ("pruned", "recovered", "int8", "artifact")
+
+
+def stages(m: dict[str, Any]) -> dict[str, Any]:
+    """Fidelity per stage in pipeline order (the manifest's keys are sorted)."""
+    found = (m.get("fidelity") or {}).get("stages") or {}
+    return {k: found[k] for k in (*STAGES, *sorted(set(found) - set(STAGES))) if k in found}
+
+
 def headline(m: dict[str, Any]) -> list[str]:
     """The few lines `make demo` and CI logs print."""
     lat, en = m["latency_ms"], m["energy_mj"]
@@ -52,7 +61,7 @@ def headline(m: dict[str, Any]) -> list[str]:
         lines.append(f"measured speed-up over dense: {lat['dense_measured'] / lat['measured_median']:.2f}x")
     lines.append(f"energy: {_f(en['predicted'])} mJ predicted ({en['predicted_source']})"
                  + (f", {_f(en['measured'])} mJ measured ({en['measured_source']})" if en.get("measured") else ""))
-    fid = (m.get("fidelity") or {}).get("stages") or {}
+    fid = stages(m)
     if fid:
         lines.append("fidelity (top-1 agreement with dense): "
                      + ", ".join(f"{k} {v['top1_agreement']:.1%}" for k, v in fid.items()))
@@ -107,7 +116,7 @@ def render(m: dict[str, Any]) -> str:
                 f"({d.get('samples')} in all, {d.get('calibration')} used for calibration).", ""]
         out += _table(["stage", "top-1 agreement", "max abs error", "samples"], [
             [k, f"{v['top1_agreement']:.1%}", f"{v['max_abs_error']:.4g}", str(v["samples"])]
-            for k, v in fid["stages"].items()])
+            for k, v in stages(m).items()])
     else:
         out += ["**No DATA was given**: only data-free criteria ran (importance: "
                 f"`{m['plan']['criterion']}`), there was no recovery or int8 calibration, and "
