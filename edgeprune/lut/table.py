@@ -215,7 +215,8 @@ def parse_lut(text: str, name: str, path: Path | None = None) -> Lut:
     except _NonFinite as e:
         raise UsageError(f"{name}: LUT holds a non-finite number ({e})") from None
     except json.JSONDecodeError as e:
-        what = "truncated" if e.pos >= len(text.rstrip()) else "corrupt"
+        # a whole LUT document ends with its closing brace; a cut-off one does not
+        what = "truncated" if text.strip() and not text.rstrip().endswith("}") else "corrupt"
         raise UsageError(f"{name}: {what} LUT (JSON error at line {e.lineno} column {e.colno}: {e.msg})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise UsageError(f"{name}: not an edgeprune LUT (missing \"format\": \"{FORMAT}\")")
@@ -257,7 +258,8 @@ def write_lut(lut: Lut, path: str | os.PathLike) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "w") as f:
-            json.dump(lut.to_json(), f, indent=1, allow_nan=False)
+            # compact: a LUT is rewritten after every entry, and may hold thousands
+            json.dump(lut.to_json(), f, separators=(",", ":"), allow_nan=False)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -279,10 +281,20 @@ class LutWriter:
             else:
                 self.lut = Lut(header=dict(header), path=self.path)
                 write_lut(self.lut, self.path)
+            self._written = self._stat()
+
+    def _stat(self):
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
 
     def _sync(self, change) -> None:
         with self.lock:
-            if self.path.exists():
+            stat = self._stat()
+            if stat is not None and stat != getattr(self, "_written", None):
+                # another writer saved since we last did: merge with what is on disk
                 disk = load_lut(self.path)
                 change(disk)
                 disk.merge(self.lut, str(self.path))
@@ -290,6 +302,7 @@ class LutWriter:
             else:
                 change(self.lut)
             write_lut(self.lut, self.path)
+            self._written = self._stat()
 
     def add(self, signature: Signature, c_in: int, c_out: int, run: dict) -> None:
         self.lut.add(signature, c_in, c_out, run)  # validates before anything is written

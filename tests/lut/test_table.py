@@ -64,11 +64,11 @@ def test_merging_a_lut_of_another_cpu_is_refused(tmp_path):
 @pytest.mark.parametrize("mutate, message", [
     (lambda text: text[: len(text) // 2], "truncated LUT"),
     (lambda text: "{\x00garbage" + text, "corrupt LUT"),
-    (lambda text: text.replace('"version": 1', '"version": 7'), "LUT version 7 is not supported"),
-    (lambda text: text.replace('"format": "edgeprune-lut"', '"format": "x"'), "not an edgeprune LUT"),
-    (lambda text: text.replace('"median_ms": 0.2', '"median_ms": NaN'), "non-finite"),
-    (lambda text: text.replace('"median_ms": 0.2', '"median_ms": -0.2'), "entries/1/runs/0/median_ms"),
-    (lambda text: text.replace('"c_in": 16', '"c_in": "sixteen"', 1), "entries/0/c_in"),
+    (lambda text: text.replace('"version":1', '"version":7'), "LUT version 7 is not supported"),
+    (lambda text: text.replace('"format":"edgeprune-lut"', '"format":"x"'), "not an edgeprune LUT"),
+    (lambda text: text.replace('"median_ms":0.2', '"median_ms":NaN'), "non-finite"),
+    (lambda text: text.replace('"median_ms":0.2', '"median_ms":-0.2'), "entries/1/runs/0/median_ms"),
+    (lambda text: text.replace('"c_in":16', '"c_in":"sixteen"', 1), "entries/0/c_in"),
 ])
 def test_bad_lut_files_are_one_line_usage_errors_naming_the_file(tmp_path, mutate, message):
     path = small_lut(tmp_path)
