@@ -8,6 +8,7 @@ from ..errors import InfeasibleBudget, UsageError
 from ..graph import analyze
 from ..plan.budget import Budget, parse_budget
 from ..plan.calibrate import fit_measured
+from ..plan.timing import DeviceTimer
 from ..plan.knapsack import DEFAULT_BINS
 from ..rewrite import prune
 from .common import check_output_path, data_options, load_data_option, model_options, open_model
@@ -86,7 +87,7 @@ def _measured(planner, run, budget, model, analysis, spec, backend):
         result = planner.run(Budget(latency_ms=limit, energy_mj=budget.energy_mj), **run)
         return result, result.plan.predicted["latency_ms"]
 
-    with _Timer(spec, backend) as timer:
+    with DeviceTimer(spec, backend) as timer:
         dense_ms = timer(model)
         target = min(v for v in (budget.latency_ms, None if budget.latency_x is None
                                  else budget.latency_x * dense_ms) if v is not None)
@@ -102,47 +103,6 @@ def _measured(planner, run, budget, model, analysis, spec, backend):
     result.plan.measured = {"dense_ms": dense_ms, "latency_ms": fitted.measured_ms, "target_ms": target,
                             "rounds": fitted.rounds}
     return result
-
-
-class _Timer:
-    """Median latency of whole models on the device, with the LUT's runner settings."""
-
-    def __init__(self, spec, backend):
-        self.spec, self.backend = spec, backend
-
-    def __enter__(self):
-        import tempfile
-
-        from ..devices.open import open_device
-        from ..lut.session import profile_settings
-
-        self.device = open_device(self.spec)
-        self.settings = profile_settings(self.device, self.backend)
-        self.tmp = tempfile.TemporaryDirectory(prefix="edgeprune-plan-")
-        self.n = 0
-        return self
-
-    def __call__(self, model) -> float:
-        from pathlib import Path
-
-        from ..devices.base import BenchTask
-        from ..errors import DeviceError
-        from ..frontend.load import save_model
-
-        self.n += 1
-        path = Path(self.tmp.name) / f"model{self.n}.onnx"
-        save_model(model.proto, path)
-        s = self.settings
-        (r,) = self.device.measure([BenchTask(id=f"plan{self.n}", model=path, backend=self.backend,
-                                              threads=s.threads, cores=s.cores, warmup=5, repeats=30,
-                                              min_seconds=1.0, options=s.options, clock=s.clock)])
-        if not r.ok:
-            raise DeviceError(f"{self.spec.raw}: timing the planned model failed: {r.error}")
-        return float(r.median_ms)
-
-    def __exit__(self, *exc):
-        self.tmp.cleanup()
-        self.device.close()
 
 
 def _summary(result, cost) -> None:
