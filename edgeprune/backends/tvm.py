@@ -28,7 +28,7 @@ from .verify import compare, random_inputs, reference_outputs
 LIBRARY_STEM = "model"
 KERNELS_FILE = "kernels.cl"
 
-_OPTIONS = {"tuning_trials", "tuning_trials_per_task", "tuning_cache", "int8", "check", "atol"}
+_OPTIONS = {"tuning_trials", "tuning_trials_per_task", "tuning_strategy", "tuning_cache", "int8", "check", "atol"}
 
 
 class TvmBackend:
@@ -134,12 +134,12 @@ def _tune_cpu(mod, tgt, is_host: bool, options: Mapping[str, Any]):
         note["untuned"] = "no tuning records for this target: TVM's default (slow) CPU lowering"
         return mod, note
     mod = tvm_tuning.prepare(mod, tgt)
-    if trials > 0 and is_host:
-        config = tvm_tuning.TuningConfig(max_trials=trials,
-                                         max_trials_per_task=options.get("tuning_trials_per_task"),
-                                         cache_dir=cache)
-        note = tvm_tuning.tune(mod, tgt, config).to_json()
-    elif trials > 0:
+    config = tvm_tuning.TuningConfig(max_trials=trials if is_host else 0,
+                                     max_trials_per_task=options.get("tuning_trials_per_task"),
+                                     strategy=options.get("tuning_strategy", "evolutionary"),
+                                     cache_dir=cache)
+    note = tvm_tuning.tune(mod, tgt, config).to_json()  # with 0 trials: what the database covers
+    if trials > 0 and not is_host:
         note["skipped"] = "candidates can only be timed on the device; tuning over RPC is not wired in"
     return tvm_tuning.apply_database(mod, tgt, cache), note
 

@@ -12,9 +12,13 @@ most candidates time out; built here they take ~0.1 s each.
 from __future__ import annotations
 
 import hashlib
+import importlib
+import importlib.machinery
+import importlib.util
 import json
 import logging
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -26,6 +30,8 @@ from tvm import relax
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.builder import BuilderInput, BuilderResult, PyBuilder
+
+from ..errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,9 @@ class TuningConfig:
     max_trials_per_task: int | None = None
     num_trials_per_iter: int = 16
     population_size: int = 128        # of the evolutionary search; 512 (TVM's default) costs ~20 s per task per round
+    # "evolutionary" (cost-model guided) or "replay-trace" (random samples: no search cost,
+    # for smoke runs where the schedule's quality does not matter)
+    strategy: str = "evolutionary"
     cache_dir: Path | None = None     # default: $EDGEPRUNE_CACHE/tvm-tuning
     runner_timeout_s: float = 30.0
     seed: int = 0
@@ -108,9 +117,15 @@ def tune(mod: tvm.IRModule, target: tvm.target.Target, config: TuningConfig) -> 
     if not todo or config.max_trials <= 0:
         report.seconds = time.monotonic() - start
         return report
+    _cpu_tensor_intrinsics_only(target)
     per_task = config.max_trials_per_task or max(config.num_trials_per_iter, config.max_trials // len(todo))
-    strategy = ms.search_strategy.EvolutionarySearch(population_size=config.population_size,
-                                                     init_min_unmeasured=min(50, config.population_size // 2))
+    if config.strategy == "evolutionary":
+        strategy = ms.search_strategy.EvolutionarySearch(population_size=config.population_size,
+                                                         init_min_unmeasured=min(50, config.population_size // 2))
+    elif config.strategy == "replay-trace":
+        strategy = ms.search_strategy.ReplayTrace()
+    else:
+        raise UsageError(f"tuning strategy '{config.strategy}' is unknown (known: evolutionary, replay-trace)")
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
         extracted_tasks=todo, work_dir=str(db_path / "logs"), strategy=strategy, seed=config.seed)
     runner = ms.runner.LocalRunner(
@@ -143,6 +158,26 @@ def apply_database(mod: tvm.IRModule, target: tvm.target.Target, cache_dir: Path
 
 def _has_record(database: ms.database.JSONDatabase, task, target) -> bool:
     return database.query_tuning_record(task.dispatched[0], target, workload_name="main") is not None
+
+
+def _cpu_tensor_intrinsics_only(target: tvm.target.Target) -> None:
+    """TuneContext imports `tvm.s_tir.tensor_intrin`, whose __init__ registers every
+    platform's intrinsics: CUDA's, ROCm's and Hexagon's alone took 25 s of CPU on an idle
+    machine here and over 7 minutes on a loaded 2-core one. CPU tuning needs only its own
+    CPU's (int8 dot products), so register the package without running its __init__ and
+    import that one."""
+    name = "tvm.s_tir.tensor_intrin"
+    if name in sys.modules:
+        return
+    import tvm.s_tir
+
+    spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+    spec.submodule_search_locations = [str(Path(tvm.s_tir.__file__).parent / "tensor_intrin")]
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[name] = package
+    tvm.s_tir.tensor_intrin = package
+    triple = str(target.attrs.get("mtriple", "")) or "x86_64"
+    importlib.import_module(f"{name}.{'arm_cpu' if triple.startswith('aarch64') else 'x86'}")
 
 
 @derived_object
