@@ -76,3 +76,12 @@ def test_artifact_description_round_trips(tiny_model, tmp_path):
     assert again.to_json() == art.to_json()
     feeds = random_inputs(again.inputs)
     np.testing.assert_allclose(run_on_host(again, feeds)["logits"], run_on_host(art, feeds)["logits"])
+
+
+def test_backends_are_found_by_name_and_unknown_names_listed():
+    from edgeprune import backends
+
+    assert isinstance(backends.get("ort"), OrtBackend)
+    assert backends.get("tvm").name == "tvm"
+    with pytest.raises(UsageError, match="known: ort, tvm"):
+        backends.get("tflite")
