@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 import onnx
 
+from ..errors import UsageError
 from .context import Context
 from .types import IN, OUT, SHAPE, THROUGH
 
@@ -162,10 +163,27 @@ def _conv_operands(ctx: Context, node):
     if not ctx.is_const(w_name) or w is None:
         ctx.freeze_inputs(node, f"{where(node)} has a non-constant weight")
         return None
+    _check_conv_shapes(ctx, node, w)
     if x is not None and x.axis != 1:
         ctx.freeze(x.ids, f"{where(node)} reads channels on axis {x.axis}")
         x = None
     return x, w_name, w, node.input[2] if len(node.input) > 2 else ""
+
+
+def _check_conv_shapes(ctx: Context, node, w) -> None:
+    """ONNX shape inference does not check a conv's channel counts: an input or bias that
+    disagrees with the weight is a broken model, refused here rather than mis-pruned."""
+    groups = int(attr(node, "group", 1))
+    transposed = node.op_type == "ConvTranspose"
+    c_in, c_out = (w[0], w[1] * groups) if transposed else (w[1] * groups, w[0])
+    xs = ctx.shape(node.input[0])
+    if xs is not None and len(xs) > 1 and xs[1] != c_in:
+        raise UsageError(f"{where(node)}: weight '{node.input[1]}' expects {c_in} input channels, "
+                         f"its input '{node.input[0]}' has {xs[1]}: the model is not valid")
+    bs = ctx.shape(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    if bs is not None and tuple(bs) != (c_out,):
+        raise UsageError(f"{where(node)}: bias '{node.input[2]}' has shape {list(bs)}, the weight makes "
+                         f"{c_out} channels: the model is not valid")
 
 
 def _per_channel(ctx: Context, node, w_name, w_axis, b_name, ids, role) -> None:

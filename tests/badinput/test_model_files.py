@@ -142,3 +142,51 @@ def test_no_default_domain_opset_is_refused(refused, tmp_path, out, command):
     model = tmp_path / "nodomain.onnx"
     model.write_bytes(proto.SerializeToString())
     refused(2, *_args(command, model, out), words=[str(model), "opset"], output=out)
+
+
+def _edit(tmp_path, name, edit):
+    proto = tiny_proto()
+    edit(proto)
+    path = tmp_path / name
+    path.write_bytes(proto.SerializeToString())
+    return path
+
+
+def _claim_dims(dims):
+    def edit(proto):
+        t = proto.graph.initializer[0]
+        del t.dims[:]
+        t.dims.extend(dims)
+    return edit
+
+
+def _mismatched_weight(proto):
+    """w2 expects 5 input channels; conv1 makes 8: shapes cannot be inferred."""
+    import numpy as np
+    from onnx import numpy_helper
+    w2 = next(t for t in proto.graph.initializer if t.name == "w2")
+    w2.CopyFrom(numpy_helper.from_array(np.ones((2, 5, 1, 1), np.float32), "w2"))
+
+
+def _short_bias(proto):
+    import numpy as np
+    from onnx import numpy_helper
+    b1 = next(t for t in proto.graph.initializer if t.name == "b1")
+    b1.CopyFrom(numpy_helper.from_array(np.ones(5, np.float32), "b1"))
+
+
+def _cycle(proto):
+    proto.graph.node[0].input[0] = "r"     # conv1 reads relu's output: a loop
+
+
+@pytest.mark.parametrize("name, edit, words", [
+    ("huge.onnx", _claim_dims([1 << 20, 1 << 20, 3, 3]), ["huge.onnx"]),   # claims 40 TB of weights
+    ("lying.onnx", _claim_dims([9, 3, 3, 3]), ["lying.onnx"]),            # more filters than it holds
+    ("mismatch.onnx", _mismatched_weight, ["conv2", "w2"]),   # ONNX shape inference misses this
+    ("bias.onnx", _short_bias, ["conv1", "b1"]),
+    ("cycle.onnx", _cycle, ["cycle.onnx"]),
+], ids=["huge-claimed-dims", "dims-larger-than-data", "inconsistent-shapes", "short-bias", "cycle"])
+def test_a_model_whose_tensors_lie_is_refused_without_allocating(refused, tmp_path, out, command, name, edit,
+                                                                  words):
+    bad = _edit(tmp_path, name, edit)
+    refused(2, *_args(command, bad, out), words=words, output=out)
