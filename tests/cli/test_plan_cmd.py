@@ -106,11 +106,10 @@ def test_measure_on_host_records_timings_and_meets_the_budget(tmp_path, capsys):
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-                        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
-                        nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                        nn.Flatten(), nn.Linear(64, 10))
+                        nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(32, 10))
     path = tmp_path / "net.onnx"
-    path.write_bytes(export(net, (1, 3, 56, 56)).proto.SerializeToString())
+    path.write_bytes(export(net, (1, 3, 48, 48)).proto.SerializeToString())
     lut = tmp_path / "lut.json"   # its own LUT: measured here, leaves the shared one alone
     out = tmp_path / "plan.json"
     assert main(["plan", str(path), "--device", "host", "--lut", str(lut), "--budget", "0.6x",
