@@ -10,7 +10,6 @@ launcher. Energy comes from the battery's current_now x voltage_now when the pho
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 import tempfile
 from pathlib import Path
@@ -18,7 +17,8 @@ from typing import Any
 
 from ..errors import DeviceError
 from . import transport
-from .remote import RemoteConfig, RemoteDevice, device_setting
+from .profile import DeviceSpec
+from .remote import RemoteDevice, remote_config
 
 WORKDIR = "/data/local/tmp/edgeprune"
 
@@ -81,18 +81,16 @@ class AdbLink:
 
 
 class AdbDevice(RemoteDevice):
-    """An Android phone reached with `adb -s SERIAL`."""
+    """An Android phone reached with `adb -s SERIAL`; `serial` may be the parsed DeviceSpec."""
 
-    def __init__(self, serial: str, profile: Any = None, *, python: list[str] | str | None = None,
-                 cores: list[int] | None = None, workdir: str | None = None):
+    def __init__(self, serial: "str | DeviceSpec", profile: Any = None, *,
+                 python: list[str] | str | None = None, cores: list[int] | None = None,
+                 workdir: str | None = None):
+        parsed = serial if isinstance(serial, DeviceSpec) else None
+        if parsed is not None:
+            serial, profile = parsed.serial, profile or parsed.profile
         if not serial:
             raise DeviceError("adb: empty serial (expected adb:SERIAL)")
-        python = python or device_setting(profile, "python", env="EDGEPRUNE_DEVICE_PYTHON",
-                                          default="python3")
-        config = RemoteConfig(
-            workdir=workdir or device_setting(profile, "workdir", default=WORKDIR),
-            python=shlex.split(python) if isinstance(python, str) else list(python),
-            cores=cores if cores is not None else device_setting(profile, "cores", default=None),
-        )
-        super().__init__(f"adb:{serial}", AdbLink(serial), config)
+        config = remote_config(profile, workdir=workdir or WORKDIR, python=python, cores=cores)
+        super().__init__(parsed.raw if parsed else f"adb:{serial}", AdbLink(serial), config, parsed)
         self.serial = serial

@@ -83,22 +83,43 @@ class RemoteConfig:
     call_timeout_s: float = 60.0
     push_timeout_s: float = 600.0
     task_timeout_s: float = 900.0      # no new result for this long: the device is stuck
+    # energy sensor: (kind, device path) from the profile; None = look for a battery
+    sensor: tuple[str, str] | None = None
+    use_sensor: bool = True
 
 
 def device_setting(profile: Any, name: str, *, env: str | None = None, default: Any = None) -> Any:
     """A per-device setting: the profile's field (attribute or key) wins, then the
     environment variable, then the default."""
     value = None
-    if profile is not None:
-        value = profile.get(name) if isinstance(profile, dict) else getattr(profile, name, None)
+    if isinstance(profile, dict):
+        value = profile.get(name)
+    elif profile is not None:
+        # a DeviceProfile: how-to-reach settings sit in its [reach] table
+        value = getattr(profile, "raw", {}).get("reach", {}).get(name)
     if value is None and env:
         value = os.environ.get(env) or None
     return default if value is None else value
 
 
+def remote_config(profile: Any, *, workdir: str, python: list[str] | str | None = None,
+                  cores: list[int] | None = None) -> RemoteConfig:
+    """The settings adb and ssh devices share, from explicit values, the profile or the
+    environment: the device's Python (EDGEPRUNE_DEVICE_PYTHON; on a phone the device
+    bundle's launcher), the work folder, taskset cores and the energy sensor."""
+    python = python or device_setting(profile, "python", env="EDGEPRUNE_DEVICE_PYTHON", default="python3")
+    power = getattr(profile, "power", None) or {}
+    sensor = (power["kind"], power["path"]) if power.get("kind") in ("rapl", "battery", "hwmon") \
+        and power.get("path") else None
+    return RemoteConfig(workdir=device_setting(profile, "workdir", default=workdir),
+                        python=shlex.split(python) if isinstance(python, str) else list(python),
+                        cores=cores, sensor=sensor, use_sensor=power.get("kind") != "none")
+
+
 def task_key(task: BenchTask, model_sha: str, inputs_sha: str | None) -> str:
     """What the measurement depends on; equal keys may share one measurement."""
     desc = {"id": task.id, "model": model_sha, "backend": task.backend, "inputs": inputs_sha or "random",
+            "clock": task.clock,
             "threads": task.threads, "cores": task.cores, "warmup": task.warmup,
             "repeats": task.repeats, "min_seconds": task.min_seconds, "options": task.options}
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:24]
@@ -148,12 +169,14 @@ def _q(*words: str) -> str:
 class RemoteDevice:
     """A Device reached through a `Link`: the runner does the timing on the device."""
 
-    def __init__(self, spec: str, link: Link, config: RemoteConfig):
+    def __init__(self, spec: str, link: Link, config: RemoteConfig, parsed=None):
         self.spec = spec
+        self.parsed = parsed                       # the DeviceSpec, when opened from one
+        self.profile = getattr(parsed, "profile", None)
         self.link = link
         self.config = config
         self._prepared = False
-        self.has_battery = False
+        self.sensor_kind: str | None = None        # set by _prepare when a sensor is readable
         self._jobs = f"{config.workdir}/jobs"
         self._models = f"{config.workdir}/models"
         self._runtime = f"{config.workdir}/runtime"
@@ -204,19 +227,29 @@ class RemoteDevice:
             return
         files = sorted([RUNTIMES / "runner.py", *RUNTIMES.glob("backend_*.py")])
         digest = hashlib.sha256(b"".join(f.name.encode() + f.read_bytes() for f in files)).hexdigest()[:16]
-        w = self.config.workdir
         script = (f"mkdir -p {_q(self._runtime, self._models, self._jobs)} && "
-                  f"cat {_q(self._runtime + '/VERSION')} 2>/dev/null; echo; "
-                  f"if [ -r {_q(BATTERY + '/current_now')} ] && [ -r {_q(BATTERY + '/voltage_now')} ]; then "
-                  f"ln -sfn {_q(BATTERY)} {_q(w + '/battery')} && echo battery; fi")
+                  f"cat {_q(self._runtime + '/VERSION')} 2>/dev/null; echo; {self._sensor_script()}")
         out = self.link.shell(script, timeout=self.config.call_timeout_s)
         lines = out.stdout.decode(errors="replace").splitlines()
-        self.has_battery = "battery" in lines[1:]
+        found = [ln.split()[1] for ln in lines[1:] if ln.startswith("sensor ") and len(ln.split()) == 2]
+        self.sensor_kind = found[0] if found else None
         if not lines or lines[0].strip() != digest:
             for f in files:
                 self.link.push(f, f"{self._runtime}/{f.name}", timeout=self.config.push_timeout_s)
             self._write_text(f"{self._runtime}/VERSION", digest)
         self._prepared = True
+
+    def _sensor_script(self) -> str:
+        """Link the energy sensor into the work folder as `sensor`, and say which kind it is.
+
+        Jobs name it by that relative path, so no job file holds an absolute device path."""
+        link = _q(self.config.workdir + "/sensor")
+        if not self.config.use_sensor:
+            return f"rm -f {link}"
+        kind, path = self.config.sensor or ("battery", BATTERY)
+        files = {"battery": [f"{path}/current_now", f"{path}/voltage_now"]}.get(kind, [path])
+        readable = " && ".join(f"[ -r {_q(f)} ]" for f in files)
+        return f"if {readable}; then ln -sfn {_q(path)} {link} && echo sensor {_q(kind)}; else rm -f {link}; fi"
 
     def _write_text(self, remote: str, text: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -266,14 +299,14 @@ class RemoteDevice:
         for key, t in todo.items():
             entry = {"id": key, "backend": t.backend, "model": f"../../models/{shas[t.id]}.onnx",
                      "inputs": f"../../models/{input_shas[t.id]}.npz" if t.id in input_shas else "random",
-                     "threads": t.threads, "warmup": t.warmup, "repeats": t.repeats,
+                     "threads": t.threads, "clock": t.clock, "warmup": t.warmup, "repeats": t.repeats,
                      "min_seconds": t.min_seconds, "options": t.options}
             if t.cores is not None:
                 entry["cores"] = list(t.cores)
             if t.save_outputs:
                 entry["save_outputs"] = f"out/{key}.npz"
-            if self.has_battery:
-                entry["energy"] = {"kind": "battery", "path": "../../battery"}
+            if self.sensor_kind:
+                entry["energy"] = {"kind": self.sensor_kind, "path": "../../sensor"}
             entries.append(entry)
         job_json = {"version": 1, "results": "results.jsonl", "tasks": entries}
         self.link.shell(f"mkdir -p {_q(job + '/out')}", timeout=self.config.call_timeout_s)

@@ -21,7 +21,8 @@ from typing import Any
 
 from ..errors import DeviceError
 from . import transport
-from .remote import RemoteConfig, RemoteDevice, device_setting
+from .profile import DeviceSpec
+from .remote import RemoteDevice, device_setting, remote_config
 
 # relative to the login folder, so no assumption about where a writable disk is
 WORKDIR = ".cache/edgeprune-device"
@@ -74,23 +75,21 @@ class SshLink:
 
 
 class SshDevice(RemoteDevice):
-    """A Linux board reached as USER@HOST:PORT."""
+    """A Linux board reached as USER@HOST:PORT; `user` may be the parsed DeviceSpec."""
 
-    def __init__(self, user: str, host: str, port: int | None = None, profile: Any = None, *,
-                 key: str | None = None, known_hosts: str | None = None,
+    def __init__(self, user: "str | DeviceSpec", host: str | None = None, port: int | None = None,
+                 profile: Any = None, *, key: str | None = None, known_hosts: str | None = None,
                  python: list[str] | str | None = None, workdir: str | None = None,
                  cores: list[int] | None = None):
+        parsed = user if isinstance(user, DeviceSpec) else None
+        if parsed is not None:
+            user, host, port, profile = parsed.user, parsed.host, parsed.port, profile or parsed.profile
         if not host:
             raise DeviceError("ssh: empty host (expected ssh:USER@HOST[:PORT])")
-        port = int(port or device_setting(profile, "port", default=22))
+        port = int(port or 22)
         link = SshLink(user, host, port,
                        key=key or device_setting(profile, "ssh_key", env="EDGEPRUNE_SSH_KEY"),
                        known_hosts=known_hosts or device_setting(profile, "known_hosts",
                                                                  env="EDGEPRUNE_SSH_KNOWN_HOSTS"))
-        python = python or device_setting(profile, "python", env="EDGEPRUNE_DEVICE_PYTHON", default="python3")
-        config = RemoteConfig(
-            workdir=workdir or device_setting(profile, "workdir", default=WORKDIR),
-            python=shlex.split(python) if isinstance(python, str) else list(python),
-            cores=cores if cores is not None else device_setting(profile, "cores", default=None),
-        )
-        super().__init__(f"ssh:{user}@{host}:{port}" if user else f"ssh:{host}:{port}", link, config)
+        config = remote_config(profile, workdir=workdir or WORKDIR, python=python, cores=cores)
+        super().__init__(parsed.raw if parsed else f"ssh:{user}@{host}:{port}", link, config, parsed)
