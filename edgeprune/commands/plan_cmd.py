@@ -118,7 +118,8 @@ def _summary(result, cost) -> None:
                f"{plan.criterion} importance; {pruned} of {len(plan.groups)} prunable groups shrink")
     click.echo(f"solver {s['method']}: {s['iterations']} pricing iteration(s)"
                f"{', converged' if s['converged'] else ''}, budget grid {s['bins']} bins "
-               f"(discretisation error <= {s['discretisation_error_ms']:.3g} ms), "
+               f"(discretisation error <= {s['discretisation_error']:.3g} "
+               f"{'ms' if s['discretised'] == 'latency_ms' else 'mJ'}), "
                f"knapsack {result.solve_seconds:.3f} s, total {result.total_seconds:.3f} s")
     if plan.measured:
         m = plan.measured

@@ -238,8 +238,10 @@ class Planner:
             "method": sol.method if sol else "repair",
             "iterations": iterations, "converged": converged,
             "bins": sol.bins if sol else 0,
-            "discretisation_error_ms": sol.discretisation_bound if sol else 0.0,
-            "rounding_slack_ms": sol.rounding_slack if sol else 0.0,
+            # the DP's grid is over latency, or over energy when only energy is budgeted
+            "discretised": "latency_ms" if lat_limit is not None else "energy_mj",
+            "discretisation_error": sol.discretisation_bound if sol else 0.0,
+            "rounding_slack": sol.rounding_slack if sol else 0.0,
             "energy_price": sol.energy_price if sol else 0.0,
             "channel_step": self.step,
             "min_channels": {o.group.id: int(o.counts[0]) for o in self.groups},
