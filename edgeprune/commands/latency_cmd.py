@@ -46,7 +46,7 @@ def command(model, input_shape, weights, device_spec, backend, lut, measure, as_
     est = " [estimated: roofline prior from published peaks]" if pred.estimated else ""
     click.echo(f"{model} on {device_spec} ({backend}):")
     click.echo(f"  predicted  {p['latency_ms']:9.3f} ms{est}   energy {p['energy_mj']:.3f} mJ "
-               f"({_energy_label(p['energy_source'])})")
+               f"[{_energy_label(p['energy_source'])}]")
     if out["measured"]:
         r = out["measured"]
         energy = (f"energy {r['energy_mj']:.3f} mJ ({r['energy_source']})" if r["energy_mj"] is not None

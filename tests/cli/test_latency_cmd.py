@@ -17,7 +17,7 @@ def test_latency_measures_missing_entries_on_host_then_predicts_and_measures(tmp
     assert m["median_ms"] > 0 and m["p90_ms"] >= m["median_ms"] and m["clock"] == "cpu"
     assert p["energy_source"].startswith("estimated") or m["energy_source"]
     # predicted and measured are of the same order on the machine the LUT was measured on
-    assert 0.3 < p["latency_ms"] / m["median_ms"] < 3
+    assert 0.25 < p["latency_ms"] / m["median_ms"] < 4
 
     assert main(["latency", str(model), "--device", str(profile), "--lut", str(lut)]) == 0
     text = capsys.readouterr().out
