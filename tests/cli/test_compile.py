@@ -51,6 +51,7 @@ def test_report_states_budget_predicted_measured_and_the_plan(compiled):
     assert "top-1 agreement" in text
 
 
+@pytest.mark.slow
 def test_same_command_twice_gives_byte_identical_model_and_plan(setup, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     assert main(setup.args(a, "--budget", "0.5x")) == 0
@@ -74,6 +75,7 @@ def test_a_gate_just_below_the_measured_value_exits_4_naming_gate_and_value(comp
     assert m["files"]["model.onnx"] == gated["files"]["model.onnx"]
 
 
+@pytest.mark.slow
 def test_gates_that_hold_exit_0_and_are_recorded(compiled, setup, tmp_path):
     out = tmp_path / "ok"
     assert main(setup.args(out, "--budget", "0.6x", "--max-size", "100", "--max-latency", "1000",
@@ -127,6 +129,7 @@ def test_a_failed_run_leaves_an_existing_outdir_untouched(compiled, setup, tmp_p
     assert not leftovers(tmp_path, "existing")
 
 
+@pytest.mark.slow
 def test_a_successful_run_replaces_an_existing_outdir(compiled, setup, tmp_path):
     out = tmp_path / "existing"
     shutil.copytree(compiled, out)
@@ -155,6 +158,7 @@ def test_without_data_only_data_free_criteria_run_and_the_report_says_so(setup, 
     assert "No DATA was given" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_int8_writes_the_quantized_model_and_deploys_it(setup, tmp_path):
     out = tmp_path / "int8"
     assert main(setup.args(out, "--budget", "0.6x", "--quantize", "int8")) == 0

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from edgeprune.cli import main
 from tests.pipeline.fixtures import setup  # noqa: F401
 
@@ -18,6 +20,7 @@ def _config(path, setup, **extra):
     return path
 
 
+@pytest.mark.slow
 def test_flags_come_from_the_config_and_the_command_line_wins(setup, tmp_path):
     cfg = _config(tmp_path / "edgeprune.toml", setup, output="from-config", **{"max-size": 100.0})
     assert main(["compile", "--config", str(cfg), "--budget", "0.6x"]) == 0

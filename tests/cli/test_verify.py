@@ -32,6 +32,7 @@ def test_verify_gate_failure_exits_4_naming_gate_and_value(artifact, capsys):
     assert "--max-size" in err and "MB" in err and "failed" in err
 
 
+@pytest.mark.slow
 def test_verify_rechecks_the_gates_recorded_at_compile(setup, tmp_path, capsys):
     out = tmp_path / "gated"
     assert main(setup.args(out, "--budget", "0.6x", "--max-size", "100")) == 0

@@ -11,6 +11,7 @@ from edgeprune.zoo import get
 from tests.pipeline.fixtures import SIZE, setup  # noqa: F401
 
 
+@pytest.mark.slow
 def test_compile_an_nn_module_with_input_shape_and_array_data(setup, tmp_path):
     images = np.load(setup.data)["input"]
     result = edgeprune.compile(get("digits_cnn", width=32), target=str(setup.profile), budget="0.6x",

@@ -62,6 +62,7 @@ def test_the_manifest_schema_refuses_a_missing_contract_field(manifest, tmp_path
         load_manifest(tmp_path)
 
 
+@pytest.mark.slow
 def test_a_sweep_adds_fidelity_against_latency(setup, tmp_path):
     out = tmp_path / "sweep"
     assert main(setup.args(out, "--budget", "0.6x", "--sweep", "0.4x", "--sweep", "0.8x")) == 0
