@@ -117,7 +117,7 @@ def measured_lut(tmp_path_factory) -> Path:
     and its complete LUT (lut.json), measured once per session."""
     import json
 
-    from tests.faults.profiling import conv_chain, profile_command, write_quick_profile
+    from tests.faults.harness import conv_chain, profile_command, write_quick_profile
 
     folder = tmp_path_factory.mktemp("lut")
     profile = write_quick_profile(folder)

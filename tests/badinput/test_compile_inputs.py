@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from tests.faults.profiling import copy_files
+from tests.faults.harness import copy_files
 
 from .conftest import tiny_proto
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.faults.profiling import copy_files
+from tests.faults.harness import copy_files
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 from edgeprune.lut.layers import Signature
 from edgeprune.lut.table import LutWriter, load_lut
-from tests.faults.profiling import (REPO, conv_chain, duplicated_keys, profile_command, raw_entries,
+from tests.faults.harness import (REPO, conv_chain, duplicated_keys, profile_command, raw_entries,
                                     start, write_quick_profile)
 
 HEADER = {"device": "testhost", "backend": "ort", "threads": 1, "clock": "cpu", "channel_step": 8}

@@ -4,27 +4,18 @@ succeeds and clears what the killed one left behind."""
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
 
 import pytest
 
 from edgeprune.lut.table import load_lut
-from edgeprune.outdir import sha256_file
-from tests.faults.profiling import (REPO, conv_chain, copy_files, profile_command, run_and_kill,
-                                    write_quick_profile)
+from tests.faults.harness import (REPO, assert_complete, compile_command, compile_setup, copy_files,
+                                 run_and_kill, staging_folders)
 
 
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("compile")
-    profile = write_quick_profile(folder)
-    model = conv_chain(folder / "model.onnx", 16, [32, 32], [3, 3])
-    p = subprocess.run(profile_command(profile, folder / "lut.json", model), cwd=REPO,
-                       capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stderr
-    return folder
+    return compile_setup(tmp_path_factory.mktemp("compile"))
 
 
 @pytest.fixture
@@ -32,32 +23,13 @@ def work(measured, tmp_path):
     return copy_files(measured, tmp_path, "quickhost.toml", "model.onnx", "lut.json")
 
 
-def compile_command(work, budget="0.9x"):
-    return [sys.executable, "-m", "edgeprune", "compile", str(work / "model.onnx"), "--target",
-            str(work / "quickhost.toml"), "--lut", str(work / "lut.json"), "--budget", budget,
-            "-o", str(work / "out"), "--quiet"]
-
-
-def _staging(work) -> list:
-    return [p for p in work.iterdir() if p.name.startswith(".out.edgeprune-")]
-
-
 def _staged(work, name=None):
     def ready():
-        for s in _staging(work):
+        for s in staging_folders(work):
             if name is None or (s / name).exists():
                 return True
         return False
     return ready
-
-
-def assert_complete(outdir) -> dict:
-    manifest = json.loads((outdir / "manifest.json").read_text())
-    on_disk = {p.relative_to(outdir).as_posix() for p in outdir.rglob("*") if p.is_file()} - {"manifest.json"}
-    assert on_disk == set(manifest["files"])
-    for name, digest in manifest["files"].items():
-        assert sha256_file(outdir / name) == digest, name
-    return manifest
 
 
 def _visible(work) -> set[str]:
@@ -67,7 +39,7 @@ def _visible(work) -> set[str]:
 def _finish(work, budget="0.9x") -> dict:
     done = subprocess.run(compile_command(work, budget), cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert not _staging(work), "the next run clears staging folders left by killed runs"
+    assert not staging_folders(work), "the next run clears staging folders left by killed runs"
     load_lut(work / "lut.json")
     return assert_complete(work / "out")
 

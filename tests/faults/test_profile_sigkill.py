@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from edgeprune.lut.table import load_lut
-from tests.faults.profiling import (REPO, conv_chain, duplicated_keys, profile_command, run_and_kill,
+from tests.faults.harness import (REPO, conv_chain, duplicated_keys, profile_command, run_and_kill,
                                     write_quick_profile)
 
 

@@ -1,5 +1,6 @@
-"""What the fault and concurrency tests profile: a quick device profile of this machine
-(fixed channel step, few repeats) and small ONNX models with distinct layer signatures."""
+"""What the fault and concurrency tests run: a quick device profile of this machine (fixed
+channel step, few repeats), small ONNX models with distinct layer signatures, `profile` and
+`compile` command lines, killing a run's whole process group, and checking an artifact."""
 
 from __future__ import annotations
 
@@ -118,3 +119,36 @@ def copy_files(src: Path, dst: Path, *names: str) -> Path:
     for name in names:
         shutil.copy(src / name, dst / name)
     return dst
+
+
+def compile_setup(folder: Path) -> Path:
+    """quickhost.toml, model.onnx (two 3x3 convs) and its complete lut.json in `folder`."""
+    profile = write_quick_profile(folder)
+    model = conv_chain(folder / "model.onnx", 16, [32, 32], [3, 3])
+    p = subprocess.run(profile_command(profile, folder / "lut.json", model), cwd=REPO,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    return folder
+
+
+def compile_command(work: Path, budget: str = "0.9x") -> list[str]:
+    return [sys.executable, "-m", "edgeprune", "compile", str(work / "model.onnx"), "--target",
+            str(work / "quickhost.toml"), "--lut", str(work / "lut.json"), "--budget", budget,
+            "-o", str(work / "out"), "--quiet"]
+
+
+def assert_complete(outdir: Path) -> dict:
+    """Every file of the artifact is listed in its manifest with the right sha256, and
+    nothing else is there."""
+    from edgeprune.outdir import sha256_file
+
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    on_disk = {p.relative_to(outdir).as_posix() for p in outdir.rglob("*") if p.is_file()} - {"manifest.json"}
+    assert on_disk == set(manifest["files"])
+    for name, digest in manifest["files"].items():
+        assert sha256_file(outdir / name) == digest, name
+    return manifest
+
+
+def staging_folders(work: Path) -> list[Path]:
+    return [p for p in work.iterdir() if p.name.startswith(".out.edgeprune-")]
