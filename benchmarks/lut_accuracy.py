@@ -92,7 +92,7 @@ def main() -> int:
                     if base not in measured or r.median_ms < measured[base].median_ms:
                         measured[base] = r
             print(f"\n{name}: LUT profile {t_prof:.0f} s ({profiler.measured} entries measured, "
-                  f"{profiler.reused} reused); rest term {lm.rest_ms:+.2f} ms; dense predicted "
+                  f"{profiler.reused} reused); scale {lm.scale:.3f}, rest {lm.rest_ms:+.2f} ms; dense predicted "
                   f"{lm.predict_ms():.2f} ms")
             print(f"{'cfg':>4} {'kept':>6} {'predicted ms':>13} {'measured ms':>12} {'p90 ms':>8} {'error':>7}")
             errors = []

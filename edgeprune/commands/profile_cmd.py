@@ -70,7 +70,8 @@ def _profile(device, backend, loaded, output, resume):
             measured += profiler.measured
             reused += profiler.reused
             lines.append(f"  {spec}: {len(layers)} fused layers, {len({l.signature.key for l in layers})} "
-                         f"signatures; dense {rest['dense_ms']:.2f} ms measured, rest term {rest['rest_ms']:+.2f} ms")
+                         f"signatures; dense {rest['dense_ms']:.2f} ms measured; whole-model terms: scale "
+                         f"{rest['scale']:.3f}, rest {rest['rest_ms']:+.2f} ms")
     elapsed = time.monotonic() - started
     click.echo(f"{path}: {measured} entries measured, {reused} kept from before, "
                f"{len(writer.lut.entries)} in the LUT ({elapsed:.0f} s)")
