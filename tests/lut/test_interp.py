@@ -63,3 +63,18 @@ def test_energy_is_interpolated_only_when_every_corner_measured_it():
     values = grid([16, 64], [16, 64], energy=True)
     values[(64, 64)] = (values[(64, 64)][0], None)
     assert GridInterpolator("s", values, step=16)(32, 32)[1] is None
+
+
+def test_roofline_prior_is_the_slower_of_compute_and_memory_and_marked_estimated():
+    from edgeprune.lut.layers import Layer, Signature
+    from edgeprune.lut.predict import RooflineModel
+
+    sig = Signature(kind="conv", kernel=(3, 3), pads=(1, 1, 1, 1), in_hw=(56, 56))
+    rm = RooflineModel({"peak_gflops_fp32": 100.0, "mem_bandwidth_gbs": 10.0, "source": "test"},
+                       [Layer("c", sig, 64, 64)])
+    compute_ms = 2 * sig.macs(64, 64) / 100e9 * 1e3
+    memory_ms = sig.bytes_moved(64, 64) / 10e9 * 1e3
+    assert rm.predict_ms() == pytest.approx(max(compute_ms, memory_ms))
+    assert rm.predict_ms({"c": (32, 32)}) < rm.predict_ms()
+    p = rm.predict()
+    assert p.estimated and p.energy_source.startswith("estimated") and rm.missing() == []
