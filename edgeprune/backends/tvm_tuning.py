@@ -53,6 +53,9 @@ class TuningConfig:
     # for smoke runs where the schedule's quality does not matter)
     strategy: str = "evolutionary"
     cache_dir: Path | None = None     # default: $EDGEPRUNE_CACHE/tvm-tuning
+    # tune the heaviest tasks that together hold this share of the FLOPs; the rest (reshapes,
+    # pooling, small adds) would each cost a full search round for microseconds
+    flop_share: float = 0.99
     runner_timeout_s: float = 30.0
     seed: int = 0
 
@@ -63,12 +66,13 @@ class TuningReport:
     tasks: int
     reused: int                       # tasks the database already held
     tuned: list[str] = field(default_factory=list)
+    untuned: list[str] = field(default_factory=list)  # too light to be worth a search
     trials: int = 0
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {"database": str(self.database), "tasks": self.tasks, "reused": self.reused,
-                "tuned": self.tuned, "trials": self.trials, "seconds": round(self.seconds, 1)}
+                "tuned": self.tuned, "untuned": self.untuned, "trials": self.trials, "seconds": round(self.seconds, 1)}
 
 
 def database_dir(target: tvm.target.Target, cache_dir: Path | None = None) -> Path:
@@ -112,8 +116,10 @@ def tune(mod: tvm.IRModule, target: tvm.target.Target, config: TuningConfig) -> 
     db_path = database_dir(target, config.cache_dir)
     database = open_database(db_path)
     tasks = ms.relax_integration.extract_tasks(mod, target)
-    todo = [t for t in tasks if not _has_record(database, t, target)]
-    report = TuningReport(database=db_path, tasks=len(tasks), reused=len(tasks) - len(todo))
+    missing = [t for t in tasks if not _has_record(database, t, target)]
+    todo = _worth_tuning(missing, config.flop_share)
+    report = TuningReport(database=db_path, tasks=len(tasks), reused=len(tasks) - len(missing),
+                          untuned=[t.task_name for t in missing if t not in todo])
     if not todo or config.max_trials <= 0:
         report.seconds = time.monotonic() - start
         return report
@@ -154,6 +160,26 @@ def apply_database(mod: tvm.IRModule, target: tvm.target.Target, cache_dir: Path
         # the weights' layout rewrites, split out of the tuned kernels, fold into the constants
         return tvm.transform.Sequential([relax.transform.SplitLayoutRewritePreproc(),
                                          relax.transform.FoldConstant()])(mod)
+
+
+def _worth_tuning(tasks: list, share: float) -> list:
+    from tvm.s_tir.analysis import estimate_tir_flops
+
+    def flops(t) -> float:
+        try:
+            return float(estimate_tir_flops(t.dispatched[0])) * t.weight
+        except Exception:  # an op the estimator does not know: keep it
+            return float("inf")
+
+    ranked = sorted(tasks, key=flops, reverse=True)
+    total = sum(f for f in map(flops, ranked) if f != float("inf"))
+    kept, acc = [], 0.0
+    for t in ranked:
+        if total and acc >= share * total and flops(t) != float("inf"):
+            break
+        kept.append(t)
+        acc += flops(t)
+    return kept
 
 
 def _has_record(database: ms.database.JSONDatabase, task, target) -> bool:

@@ -43,12 +43,14 @@ def test_database_persists_and_serves_later_runs_and_pruned_variants(tmp_path):
 
     first = TvmBackend().compile(dense, spec, tmp_path / "a", opts)
     tuning = first.notes["tuning"]
-    assert tuning["reused"] == 0 and len(tuning["tuned"]) == tuning["tasks"] >= 2
+    assert tuning["reused"] == 0 and len(tuning["tuned"]) >= 2
+    assert len(tuning["tuned"]) + len(tuning["untuned"]) == tuning["tasks"]
+    assert any("conv2d" in name for name in tuning["tuned"])
     assert len(records(Path(tuning["database"]))) >= 2
     assert first.notes["host_check"]["ok"]
 
     again = TvmBackend().compile(dense, spec, tmp_path / "b", opts)
-    assert again.notes["tuning"]["tuned"] == [] and again.notes["tuning"]["reused"] == tuning["tasks"]
+    assert again.notes["tuning"]["tuned"] == [] and again.notes["tuning"]["reused"] == len(tuning["tuned"])
     assert again.notes["host_check"]["ok"]
 
     # no budget: the variant is compiled from what the database already covers
