@@ -82,10 +82,7 @@ def _measure(artifact, inputs, reference, target: str) -> dict[str, Any]:
     from .lut.session import profile_settings
 
     batch = int(artifact.inputs[next(iter(artifact.inputs))]["shape"][0])
-    try:
-        device = open_device(target)
-    except DeviceError:
-        raise
+    device = open_device(target)
     try:
         settings = profile_settings(device, artifact.backend)
         with tempfile.TemporaryDirectory(prefix="edgeprune-verify-") as tmp:
