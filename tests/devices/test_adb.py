@@ -83,7 +83,9 @@ def test_a_second_session_pushes_neither_runtime_nor_models_again(phone, tmp_pat
 
 
 def test_going_offline_midway_is_a_device_error_and_the_rest_resumes_without_remeasuring(phone, tmp_path):
-    tasks = tasks_for(tmp_path, (8, 16, 24, 32, 40, 48))
+    # long enough per task that the results are pulled while the runner still works
+    tasks = [BenchTask(id=f"conv|{c}", model=conv_model(tmp_path, c), warmup=1, repeats=3, min_seconds=0.4)
+             for c in (8, 16, 24, 32, 40, 48)]
     phone.go_offline_after(2)
     kept = []
     with pytest.raises(DeviceError, match=f"adb:{SERIAL}: .*device offline"):

@@ -1,0 +1,102 @@
+"""`edgeprune profile` through a phone over adb (the stand-in `adb` on PATH)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from edgeprune.cli import main
+from edgeprune.frontend.load import load_model
+from edgeprune.lut.layers import model_layers
+from edgeprune.lut.table import load_lut
+from tests.devices.adb_phone import SERIAL, Phone
+from tests.helpers import export
+
+pytestmark = pytest.mark.slow
+
+
+class Micro(nn.Module):
+    """conv 3->4 + ReLU, global pool, linear 4->3: few LUT entries, so the test stays short."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+
+
+def micro_onnx(folder: Path) -> Path:
+    path = Path(folder) / "micro.onnx"
+    path.write_bytes(export(Micro(), (1, 3, 8, 8)).proto.SerializeToString())
+    return path
+
+
+def phone_profile(folder: Path, step: int, min_seconds: float) -> Path:
+    """A phone profile reached over adb, with a fixed channel step and short timings."""
+    path = Path(folder) / "testphone.toml"
+    path.write_text(f'''
+name = "testphone"
+description = "the stand-in phone"
+[reach]
+kind = "adb"
+address = "adb:{SERIAL}"
+[cpu]
+arch = "aarch64"
+cores = 4
+[runtimes.ort]
+providers = ["CPUExecutionProvider"]
+[measure]
+channel_step = {step}
+threads = 1
+warmup = 1
+repeats = 3
+min_seconds = {min_seconds}
+[power]
+kind = "battery"
+path = "/sys/class/power_supply/battery"
+''')
+    return path
+
+
+def covers(lut_path: Path, model: Path) -> bool:
+    table = load_lut(lut_path)
+    return all(table.get(l.signature.key, l.c_in, l.c_out) is not None for l in model_layers(load_model(model)))
+
+
+def test_profile_builds_a_lut_through_adb(tmp_path, monkeypatch, capsys):
+    phone = Phone(tmp_path / "phone", monkeypatch)
+    model, lut = micro_onnx(tmp_path), tmp_path / "lut.json"
+    assert main(["profile", "--device", f"adb:{SERIAL}", "--model", str(model), "-o", str(lut)]) == 0
+    assert covers(lut, model)
+    table = load_lut(lut)
+    assert table.header["device"] == f"adb:{SERIAL}"
+    run = next(iter(table.entries.values())).runs[0]
+    assert run["energy_source"] == "battery" and run["state"]["governor"] == "performance"
+    assert set(phone.measured().values()) == {1}
+
+
+def test_a_phone_lost_midway_exits_5_and_resume_completes_measuring_nothing_twice(tmp_path, monkeypatch, capsys):
+    phone = Phone(tmp_path / "phone", monkeypatch)
+    model, lut, profile = micro_onnx(tmp_path), tmp_path / "lut.json", phone_profile(tmp_path, step=1, min_seconds=0.2)
+    phone.go_offline_after(6)
+    assert main(["profile", "--device", str(profile), "--model", str(model), "-o", str(lut)]) == 5
+    assert "device offline" in capsys.readouterr().err
+    kept = load_lut(lut).entries
+    assert 0 < len(kept)
+    before = {k: e.runs for k, e in kept.items()}
+
+    phone.reconnect()
+    assert main(["profile", "--device", str(profile), "--model", str(model), "-o", str(lut), "--resume"]) == 0
+    assert covers(lut, model)
+    after = load_lut(lut).entries
+    assert len(after) > len(kept)
+    for key, runs in before.items():  # nothing kept was measured again
+        assert after[key].runs == runs
+    # and on the phone itself, no task ran twice across the two sessions
+    counts = phone.measured()
+    assert counts and set(counts.values()) == {1}
