@@ -106,12 +106,13 @@ def remote_config(profile: Any, *, workdir: str, python: list[str] | str | None 
                   cores: list[int] | None = None) -> RemoteConfig:
     """The settings adb and ssh devices share, from explicit values, the profile or the
     environment: the device's Python (EDGEPRUNE_DEVICE_PYTHON; on a phone the device
-    bundle's launcher), the work folder, taskset cores and the energy sensor."""
+    bundle's launcher), the work folder (EDGEPRUNE_DEVICE_WORKDIR), taskset cores and the
+    energy sensor."""
     python = python or device_setting(profile, "python", env="EDGEPRUNE_DEVICE_PYTHON", default="python3")
     power = getattr(profile, "power", None) or {}
     sensor = (power["kind"], power["path"]) if power.get("kind") in ("rapl", "battery", "hwmon") \
         and power.get("path") else None
-    return RemoteConfig(workdir=device_setting(profile, "workdir", default=workdir),
+    return RemoteConfig(workdir=device_setting(profile, "workdir", env="EDGEPRUNE_DEVICE_WORKDIR", default=workdir),
                         python=shlex.split(python) if isinstance(python, str) else list(python),
                         cores=cores, sensor=sensor, use_sensor=power.get("kind") != "none")
 
