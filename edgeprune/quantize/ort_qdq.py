@@ -106,9 +106,11 @@ class _Reader:
 
 
 def quantize_int8(model: Model, calib: Calib, method: str = "minmax", per_channel: bool = True,
-                  percentile: float = 99.999) -> Model:
+                  percentile: float = 99.999, correct_bias: bool = True) -> Model:
     """The model with BN folded and static QDQ int8 quantization (uint8 activations, int8
-    per-channel weights), calibrated on `calib` with `method` (minmax, entropy, percentile)."""
+    per-channel weights), calibrated on `calib` with `method` (minmax, entropy, percentile).
+    With `correct_bias`, each layer's int32 bias absorbs the mean output shift that rounding
+    its weights causes on the calibration data (`bias_correction`)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     if method not in METHODS:
@@ -120,9 +122,16 @@ def quantize_int8(model: Model, calib: Calib, method: str = "minmax", per_channe
     folded = fold_bn(model.proto)
     with tempfile.TemporaryDirectory(prefix="edgeprune-qdq-") as tmp, _quiet():
         out = Path(tmp) / "int8.onnx"
-        quantize_static(folded, str(out), _Reader(calib, batch), quant_format=QuantFormat.QDQ,
+        src = Path(tmp) / "folded.onnx"
+        # a path, not the proto: quantize_static moves a proto's weights to external data
+        onnx.save(folded, str(src))
+        quantize_static(str(src), str(out), _Reader(calib, batch), quant_format=QuantFormat.QDQ,
                         per_channel=per_channel, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=calibrate,
                         extra_options=extra)
         proto = onnx.load(str(out))
+    if correct_bias:
+        from .bias_correction import correct_bias as _correct
+
+        proto = _correct(proto, folded, calib)
     return model.replace(proto)

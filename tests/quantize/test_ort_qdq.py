@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 
 from edgeprune.errors import UsageError
-from edgeprune.fidelity import fidelity
+from edgeprune.fidelity import fidelity, outputs
 from edgeprune.quantize import METHODS, fold_bn, quantize_int8
 from tests.helpers import export
 from tests.recover.models import conv_net
@@ -66,3 +66,18 @@ def test_ort_runs_integer_kernels(model, tmp_path):
 def test_unknown_method_is_a_usage_error(model):
     with pytest.raises(UsageError, match="calibration method"):
         quantize_int8(model, _data(4, 0), method="kl")
+
+
+def test_bias_correction_removes_the_mean_shift_of_rounded_weights():
+    # a depthwise-heavy net with a few channels of wide weight range: rounding shifts means
+    import torch
+
+    net = conv_net(width=8)
+    with torch.no_grad():
+        net.dw[0].weight[:, :, 1, 1] += 3.0
+    model = export(net, (1, 3, 16, 16))
+    calib, held = _data(64, 0), _data(64, 1)
+    fp32 = outputs(model, held)[0]
+    err = {cb: outputs(quantize_int8(model, calib, correct_bias=cb), held)[0] - fp32 for cb in (False, True)}
+    mean_shift = {cb: float(np.abs(e.mean(0)).mean()) for cb, e in err.items()}
+    assert mean_shift[True] < mean_shift[False]

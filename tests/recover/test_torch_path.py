@@ -76,3 +76,9 @@ def test_finetune_checks_labels_match_inputs(planned):
     module = planned[0]
     with pytest.raises(UsageError, match="labels"):
         finetune(module, module, np.zeros((4, 3, 16, 16), np.float32), np.zeros(3, np.int64))
+
+
+def test_finetune_is_reachable_from_the_package():
+    import edgeprune
+
+    assert edgeprune.finetune is finetune
