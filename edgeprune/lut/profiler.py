@@ -313,27 +313,23 @@ class _GridState:
             m = self._mid(axis, a, b)
             if m is None:
                 continue
+            # the midpoint is probed at both ends of the other axis: fixed per-call costs bend
+            # the curve at small counts, the work term at large ones
             if self.plan.depthwise:
-                pts = ((a, a), (m, m), (b, b))
+                lines = [((a, a), (m, m), (b, b))]
             elif axis == "in":
-                co = self.cout[-1]
-                pts = ((a, co), (m, co), (b, co))
+                lines = [((a, co), (m, co), (b, co)) for co in sorted({self.cout[0], self.cout[-1]})]
             else:
-                ci = self.cin[-1]
-                pts = ((ci, a), (ci, m), (ci, b))
-            self._probes.append((axis, a, m, b, pts))
-            out.append((sig, *pts[1]))
+                lines = [((ci, a), (ci, m), (ci, b)) for ci in sorted({self.cin[0], self.cin[-1]})]
+            self._probes.append((axis, a, m, b, lines))
+            out += [(sig, *pts[1]) for pts in lines]
         self.pending = []
         return out
 
     def decide(self, value) -> None:
         sig = self.plan.signature
-        for axis, a, m, b, pts in self._probes:
-            (fa, na), (fm, nm), (fb, nb) = [_split(value(sig, *p)) for p in pts]
-            w = (m - a) / (b - a)
-            line = fa + w * (fb - fa)
-            tol = REL_TOL * line + NOISE_WEIGHT * (na + nm + nb) / 3
-            if abs(fm - line) <= tol:
+        for axis, a, m, b, lines in self._probes:
+            if all(_on_line(value, sig, pts, (m - a) / (b - a)) for pts in lines):
                 continue
             values = self.cin if axis == "in" else self.cout
             values.append(m)
@@ -342,6 +338,14 @@ class _GridState:
                 self.cin = self.cout
             self.pending += [(axis, a, m), (axis, m, b)]
         self._probes = []
+
+
+def _on_line(value, sig, pts, w: float) -> bool:
+    """Whether the middle point lies on the straight line between the outer two, within
+    REL_TOL plus the noise of the three measurements."""
+    (fa, na), (fm, nm), (fb, nb) = [_split(value(sig, *p)) for p in pts]
+    line = fa + w * (fb - fa)
+    return abs(fm - line) <= REL_TOL * line + NOISE_WEIGHT * (na + nm + nb) / 3
 
 
 def _split(v):

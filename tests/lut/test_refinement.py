@@ -19,11 +19,12 @@ def walk(plan, f):
         state.decide(lambda sig, ci, co: (f(ci, co), f(ci, co)))
 
 
-def test_linear_cost_needs_only_the_coarse_grid_and_one_probe_per_interval():
+def test_linear_cost_needs_only_the_coarse_grid_and_two_probes_per_interval():
     plan = SigPlan(SIG, list(range(16, 257, 16)), list(range(16, 257, 16)))
     state, asked = walk(plan, lambda ci, co: 0.001 * ci * co)
     assert len(state.cin) == 4 and len(state.cout) == 4
-    assert len(asked) == 16 + 6   # 4x4 grid + one probe per interval on each axis
+    # 4x4 grid + each interval's midpoint at both ends of the other axis
+    assert len(asked) == 16 + 2 * 6
 
 
 def test_a_step_in_latency_is_refined_down_to_the_channel_step():
@@ -34,6 +35,14 @@ def test_a_step_in_latency_is_refined_down_to_the_channel_step():
     state, _ = walk(plan, f)
     assert 112 in state.cout and 128 in state.cout
     assert len(state.cout) < 16   # but not the whole axis
+
+
+def test_a_step_seen_only_at_small_counts_of_the_other_axis_is_refined_too():
+    def f(ci, co):
+        return 0.001 * ci * co + (5.0 if ci > 112 and co < 64 else 0.0)
+    plan = SigPlan(SIG, list(range(16, 257, 16)), list(range(16, 257, 16)))
+    state, _ = walk(plan, f)
+    assert 112 in state.cin and 128 in state.cin
 
 
 def test_frozen_and_depthwise_axes():
