@@ -1,0 +1,80 @@
+"""A TVM RPC device pool on loopback for tests: a real `python -m tvm.exec.rpc_tracker` and
+one `python -m tvm.exec.rpc_server --tracker ... --key ...` registered with it."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.devices.sshd_server import free_port
+
+START_TIMEOUT_S = 240  # importing tvm twice on a busy 2-core machine is slow
+
+
+class RpcPool:
+    def __init__(self, folder: Path, key: str = "testpool"):
+        self.dir = Path(folder)
+        self.key = key
+        self.port = 0
+        self.procs: list[subprocess.Popen] = []
+
+    @property
+    def spec(self) -> str:
+        return f"rpc:127.0.0.1:{self.port}/{self.key}"
+
+    def _start(self, name: str, args: list[str]) -> subprocess.Popen:
+        log = open(self.dir / f"{name}.log", "wb")
+        proc = subprocess.Popen([sys.executable, "-m", *args], stdout=log, stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        return proc
+
+    def __enter__(self) -> "RpcPool":
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        tracker = self._start("tracker", ["tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port", str(self.port),
+                                          "--port-end", str(self.port + 1), "--silent"])
+        # the server gives up on a tracker that is not listening within a minute: wait first
+        while not self._listening():
+            self._check(tracker, deadline, "tracker")
+            time.sleep(0.2)
+        server_port = free_port()
+        server = self._start("server", ["tvm.exec.rpc_server", "--tracker", f"127.0.0.1:{self.port}",
+                                        "--key", self.key, "--host", "127.0.0.1", "--port", str(server_port),
+                                        "--port-end", str(server_port + 50)])
+        from edgeprune.devices.rpc import tracker_queue
+
+        while self.key not in tracker_queue("127.0.0.1", self.port):
+            self._check(server, deadline, "server")
+            time.sleep(0.5)
+        return self
+
+    def _listening(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def _check(self, proc: subprocess.Popen, deadline: float, name: str) -> None:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            self.stop()
+            log = (self.dir / f"{name}.log").read_text(errors="replace")[-800:]
+            raise RuntimeError(f"TVM RPC {name} did not start: {log}")
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        self.procs = []
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
