@@ -20,19 +20,13 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.devices.system_tools import ensure_debian
+
 SSHD = "/usr/sbin/sshd"
 
 
 def ensure_openssh() -> None:
-    if os.path.exists(SSHD) and shutil.which("ssh") and shutil.which("ssh-keygen"):
-        return
-    if os.geteuid() != 0:
-        raise RuntimeError("openssh-server is not installed and installing it needs root")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "openssh-server", "openssh-client"]
-    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-        subprocess.run(["apt-get", "update", "-qq"], env=env, check=True, capture_output=True, timeout=600)
-        subprocess.run(install, env=env, check=True, capture_output=True, timeout=600)
+    ensure_debian({SSHD: "openssh-server", "/usr/bin/ssh": "openssh-client", "/usr/bin/ssh-keygen": "openssh-client"})
 
 
 def free_port() -> int:
