@@ -63,3 +63,14 @@ def test_the_invariant_check_catches_a_wrongly_pruned_model():
     feeds = random_feeds(model)
     with pytest.raises(AssertionError):
         np.testing.assert_allclose(run(pruned.proto, feeds)[0], run(wrong, feeds)[0], rtol=1e-4)
+
+
+@settings(CI, max_examples=30)
+@given(graph=graphs(), ratio=st.sampled_from([0.25, 0.5, 0.75]), criterion=st.sampled_from(["l1", "l2", "bn"]),
+       round_to=st.sampled_from([1, 2, 4]))
+def test_ratio_pruning_of_random_onnx_graphs_keeps_the_invariant(graph, ratio, criterion, round_to):
+    _, proto = graph
+    model = load_model_bytes(proto.SerializeToString())
+    analysis = analyze(model)
+    keep = ratio_keep(analysis, scores(model, analysis, criterion), ratio, round_to)
+    assert_invariant(model, keep, analysis=analysis)
