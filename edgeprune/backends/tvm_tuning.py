@@ -6,7 +6,12 @@ not change and tunes only the new ones (tasks already in the database are skippe
 
 Candidates are built in the tuning process itself: the stock LocalBuilder starts worker
 processes that each spend ~20 s importing TVM's tensor intrinsics, so on a 2-core machine
-most candidates time out; built here they take ~0.1 s each.
+most candidates time out. Built here a small kernel takes ~0.1 s; a ResNet convolution
+candidate with deep unrolling took ~3 s on a heavily shared 2-core machine, which is what
+bounds how many trials a time budget buys.
+
+One tuning run per database at a time (a file lock): two compiles appending to the same
+JSON files could interleave records.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import tvm
+from filelock import FileLock
 from tvm import relax
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
@@ -49,8 +55,9 @@ class TuningConfig:
     max_trials_per_task: int | None = None
     num_trials_per_iter: int = 16
     population_size: int = 128        # of the evolutionary search; 512 (TVM's default) costs ~20 s per task per round
-    # "evolutionary" (cost-model guided) or "replay-trace" (random samples: no search cost,
-    # for smoke runs where the schedule's quality does not matter)
+    # "evolutionary" (cost-model guided; its search and model updates cost 20-60 s per task
+    # round on a shared 2-core machine) or "replay-trace" (random candidates, no search
+    # cost: with small budgets more of the time goes into measuring candidates)
     strategy: str = "evolutionary"
     cache_dir: Path | None = None     # default: $EDGEPRUNE_CACHE/tvm-tuning
     # tune the heaviest tasks that together hold this share of the FLOPs; the rest (reshapes,
@@ -114,6 +121,12 @@ def tune(mod: tvm.IRModule, target: tvm.target.Target, config: TuningConfig) -> 
     """Tune every task of the prepared `mod` that the target's database lacks."""
     start = time.monotonic()
     db_path = database_dir(target, config.cache_dir)
+    db_path.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(db_path / ".lock")):
+        return _tune_locked(mod, target, config, db_path, start)
+
+
+def _tune_locked(mod, target, config: TuningConfig, db_path: Path, start: float) -> TuningReport:
     database = open_database(db_path)
     tasks = ms.relax_integration.extract_tasks(mod, target)
     missing = [t for t in tasks if not _has_record(database, t, target)]
