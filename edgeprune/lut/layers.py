@@ -136,12 +136,13 @@ def _only_consumer(name, consumers, graph_outputs):
 
 
 def _follow_epilogue(node, consumers, graph_outputs, inits, allow_bn: bool):
-    """The BN (folded) and activation (fused) that run inside this layer at runtime."""
-    fused, act = [], "none"
+    """(activation, names of the nodes run inside this layer, whether a BN is folded in)."""
+    fused, act, bn = [], "none", False
     cur = node
     nxt = _only_consumer(cur.output[0], consumers, graph_outputs)
     if allow_bn and nxt is not None and nxt.op_type == "BatchNormalization" and len(nxt.output) == 1:
         fused.append(nxt.name)
+        bn = True
         cur = nxt
         nxt = _only_consumer(cur.output[0], consumers, graph_outputs)
     if nxt is not None and nxt.op_type in FUSABLE_ACTIVATIONS:
@@ -150,7 +151,7 @@ def _follow_epilogue(node, consumers, graph_outputs, inits, allow_bn: bool):
             fused.append(nxt.name)
         else:
             act = "none"
-    return act, tuple(fused)
+    return act, tuple(fused), bn
 
 
 def _act_name(node, inits) -> str | None:
@@ -217,9 +218,8 @@ def _conv_layer(node, inits, shapes, consumers, graph_outputs, producers) -> Lay
     in_hw = (int(x_shape[2]), int(x_shape[3]))
     pads = _pads(a, in_hw, kernel, stride, dilation)
     c_in, c_out = int(x_shape[1]), int(w_shape[0])
-    act, fused = _follow_epilogue(node, consumers, graph_outputs, inits, allow_bn=True)
-    has_bias = len(node.input) > 2 and bool(node.input[2]) or any(
-        f for f in fused if f)  # a folded BN always leaves a bias
+    act, fused, bn_folded = _follow_epilogue(node, consumers, graph_outputs, inits, allow_bn=True)
+    has_bias = (len(node.input) > 2 and bool(node.input[2])) or bn_folded  # a folded BN leaves a bias
     depthwise = groups > 1 and groups == c_in == c_out
     sig = Signature(kind="dwconv" if depthwise else "conv", kernel=kernel, stride=stride,
                     dilation=dilation, pads=pads, groups=1 if depthwise else groups, in_hw=in_hw,
@@ -267,7 +267,7 @@ def _linear_layer(node, inits, shapes, consumers, graph_outputs, producers) -> L
         for d in x_shape[:-1]:
             rows *= int(d)
         has_bias = False
-    act, fused = _follow_epilogue(node, consumers, graph_outputs, inits, allow_bn=False)
+    act, fused, _ = _follow_epilogue(node, consumers, graph_outputs, inits, allow_bn=False)
     sig = Signature(kind="linear", in_hw=(rows, 1), act=act, bias=bool(has_bias),
                     dtype=_dtype(node, producers, inits))
     return Layer(node=node.name, signature=sig, c_in=int(k), c_out=int(n), fused=fused)

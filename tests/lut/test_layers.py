@@ -72,3 +72,15 @@ def test_int8_micro_model_is_qdq_and_runs():
     # and the signature extracted from a QDQ model says int8
     (layer,) = model_layers(onnx.shape_inference.infer_shapes(m))
     assert layer.signature.dtype == "int8" and (layer.c_in, layer.c_out) == (16, 32)
+
+
+def test_bias_comes_from_a_bias_input_or_a_folded_batchnorm_not_from_an_activation():
+    w = numpy_helper.from_array(np.zeros((8, 4, 1, 1), np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("Relu", ["c"], ["y"], name="relu")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+    (layer,) = model_layers(onnx.shape_inference.infer_shapes(
+        helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])))
+    assert layer.signature.act == "relu" and not layer.signature.bias
+    assert all(l.signature.bias for l in model_layers(tiny_model(32)) if l.signature.kind != "linear")
