@@ -40,6 +40,15 @@ def emulation_available() -> str | None:
     return None
 
 
+def ensure_host_tools() -> None:
+    """Install (once) the host's Debian packages for cross-linking and emulation, so an
+    aarch64 library is linked as a .so rather than left as a .tar."""
+    proc = subprocess.run([str(EMULATION_DIR / "host_tools.sh")], capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise DeviceError(f"installing the emulation host tools failed: {tail}")
+
+
 def run_emulated(artifacts: Sequence[Artifact], inputs: Mapping[str, np.ndarray],
                  timeout_s: float = 900) -> dict[str, dict[str, np.ndarray]]:
     """Each artifact's outputs on `inputs`, computed by the runner under aarch64 emulation.

@@ -11,7 +11,7 @@ import pytest
 
 from edgeprune import zoo
 from edgeprune.backends.base import TargetSpec
-from edgeprune.backends.emulation import emulation_available, verify_emulated
+from edgeprune.backends.emulation import emulation_available, ensure_host_tools, verify_emulated
 from edgeprune.backends.ort import OrtBackend
 from edgeprune.backends.tvm import TvmBackend
 from edgeprune.backends.verify import random_inputs
@@ -38,10 +38,12 @@ def pruned_mobilenetv2(tmp_path_factory):
 
 
 def test_runner_reproduces_pruned_mobilenetv2_from_ort_and_tvm_artifacts(pruned_mobilenetv2, tmp_path):
+    ensure_host_tools()  # the aarch64 cross linker, before the TVM library is exported
     spec = TargetSpec.from_profile(load_profile("raspberry-pi-5"))
     tvm_art = TvmBackend().compile(pruned_mobilenetv2, spec, tmp_path / "tvm")
     ort_art = OrtBackend().compile(pruned_mobilenetv2, spec, tmp_path / "ort")
     assert tvm_art.target["triple"] == ort_art.target["triple"] == "aarch64-linux-gnu"
+    assert tvm_art.notes["export"]["format"] == "so"
 
     inputs = random_inputs(tvm_art.inputs, seed=11)
     results = verify_emulated([tvm_art, ort_art], pruned_mobilenetv2.proto, inputs, atol=1e-4)

@@ -9,6 +9,7 @@ import tarfile
 import pytest
 
 from edgeprune.backends.base import Artifact, TargetSpec
+from edgeprune.backends.emulation import emulation_available, ensure_host_tools
 from edgeprune.backends.tvm import TvmBackend, run_on_host
 from edgeprune.backends.tvm_target import linker_for, target_dict
 from edgeprune.backends.verify import compare, random_inputs, reference_outputs
@@ -47,9 +48,15 @@ def test_aarch64_targets_get_neon_and_dotprod_for_int8():
     assert "+dotprod" not in target_dict({"kind": "llvm", "mtriple": "aarch64-linux-gnu"})["mattr"]
 
 
-@pytest.mark.skipif(not shutil.which("aarch64-linux-gnu-gcc"),
-                    reason="needs Debian's gcc-aarch64-linux-gnu (runtimes/emulation/host_tools.sh)")
-def test_linux_arm_profile_links_an_aarch64_shared_library(tiny_model, tmp_path):
+@pytest.fixture
+def cross_gcc():
+    if not shutil.which("aarch64-linux-gnu-gcc") and emulation_available() is None:
+        ensure_host_tools()  # root on Debian, as in CI
+    if not shutil.which("aarch64-linux-gnu-gcc"):
+        pytest.skip("needs Debian's gcc-aarch64-linux-gnu (runtimes/emulation/host_tools.sh)")
+
+
+def test_linux_arm_profile_links_an_aarch64_shared_library(tiny_model, tmp_path, cross_gcc):
     spec = TargetSpec.from_profile(load_profile("raspberry-pi-5"))
     art = TvmBackend().compile(tiny_model, spec, tmp_path)
 
