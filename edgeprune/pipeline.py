@@ -533,8 +533,11 @@ def measured_from(manifest: dict[str, Any], root: Path) -> Measured:
     lat, en, v = manifest["latency_ms"], manifest["energy_mj"], manifest["verify"]
     if lat.get("measured_median") is not None:
         latency, lsrc = lat["measured_median"], f"measured median on {lat.get('measured_on')}"
+    elif lat.get("estimated"):
+        # a roofline guess must not pass a release gate
+        latency, lsrc = None, "not measured on the device, and the prediction is only a roofline estimate"
     else:
-        latency, lsrc = lat.get("predicted"), "predicted: not measurable on this device"
+        latency, lsrc = lat.get("predicted"), "predicted from the measured LUT: not measurable on the device"
     if en.get("measured") is not None:
         energy, esrc = en["measured"], f"measured ({en.get('measured_source')})"
     else:

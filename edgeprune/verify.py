@@ -81,8 +81,17 @@ def _measure(artifact, inputs, reference, target: str) -> dict[str, Any]:
     from .devices.open import open_device
     from .lut.session import profile_settings
 
+    from .devices.profile import parse_device
+
+    spec = parse_device(target)
+    if spec.kind != "local" and spec.serial is None and spec.host is None:
+        # a profile of a device we cannot reach (no address): the artifact is still built,
+        # its latency stays the prediction, and the report says why
+        return {"measured_on": None,
+                "not_measured": f"{target} has no address (reached over {spec.kind}); give "
+                                f"--target {_example(spec.kind)} to measure on the device"}
     batch = int(artifact.inputs[next(iter(artifact.inputs))]["shape"][0])
-    device = open_device(target)
+    device = open_device(spec)
     try:
         settings = profile_settings(device, artifact.backend)
         with tempfile.TemporaryDirectory(prefix="edgeprune-verify-") as tmp:
@@ -112,6 +121,12 @@ def _measure(artifact, inputs, reference, target: str) -> dict[str, Any]:
                 for k in ref if k in r.outputs]
         out["device_outputs_max_abs_error"] = max(errs) if errs else None
     return out
+
+
+def _example(kind: str) -> str:
+    from .devices.profile import address_example
+
+    return address_example(kind)
 
 
 # ----------------------------------------------------------------------------- verify OUTDIR

@@ -55,8 +55,11 @@ def headline(m: dict[str, Any]) -> list[str]:
     lat, en = m["latency_ms"], m["energy_mj"]
     lines = [f"latency: dense {_f(lat['dense_predicted'])} ms predicted"
              + (f" ({_f(lat.get('dense_measured'))} ms measured)" if lat.get("dense_measured") else "")
-             + f" → {_f(lat['predicted'])} ms predicted, {_f(lat['measured_median'])} ms measured "
-             f"(p90 {_f(lat['measured_p90'])} ms) on {m['target']['device']}"]
+             + f" → {_f(lat['predicted'])} ms predicted"
+             + (f", {_f(lat['measured_median'])} ms measured (p90 {_f(lat['measured_p90'])} ms)"
+                if lat.get("measured_median") is not None else ", not measured")
+             + f" on {m['target']['device']}"
+             + (" (estimated: roofline prior)" if lat.get("estimated") else "")]
     if lat.get("dense_measured") and lat.get("measured_median"):
         lines.append(f"measured speed-up over dense: {lat['dense_measured'] / lat['measured_median']:.2f}x")
     lines.append(f"energy: {_f(en['predicted'])} mJ predicted ({en['predicted_source']})"
@@ -95,8 +98,11 @@ def render(m: dict[str, Any]) -> str:
     if lat.get("predicted_int8"):
         out += ["", f"The plan is priced on fp32 LUT entries; the int8 model's LUT prediction is "
                     f"{_f(lat['predicted_int8'])} ms."]
-    out += ["", f"Measured on `{lat.get('measured_on') or '—'}` with the LUT's pinning and clock "
-                f"({m['verify'].get('clock', '—')} clock, {m['verify'].get('threads', '—')} thread(s)).", ""]
+    if m["verify"].get("not_measured"):
+        out += ["", f"Not measured on the device: {m['verify']['not_measured']}.", ""]
+    else:
+        out += ["", f"Measured on `{lat.get('measured_on') or '—'}` with the LUT's pinning and clock "
+                    f"({m['verify'].get('clock', '—')} clock, {m['verify'].get('threads', '—')} thread(s)).", ""]
 
     gates = m.get("gates") or {}
     out += ["## Gates", ""]

@@ -171,3 +171,17 @@ def test_int8_writes_the_quantized_model_and_deploys_it(setup, tmp_path):
 
 def test_schema_requires_every_contract_field():
     assert set(CONTRACT_FIELDS) <= set(SCHEMA["required"])
+
+
+def test_a_device_without_address_gets_an_artifact_priced_by_its_roofline(setup, tmp_path, capsys):
+    """A profile we cannot reach (no address) still compiles, from its roofline prior: nothing is
+    measured, the report says why, and a latency gate cannot pass on an estimate."""
+    out = tmp_path / "pi"
+    args = ["compile", str(setup.onnx), "--target", "raspberry-pi-5", "--budget", "0.6x", "--quiet",
+            "-o", str(out)]
+    assert main(args + ["--max-latency", "1000"]) == 4
+    assert "roofline estimate" in capsys.readouterr().err
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["latency_ms"]["estimated"] and m["latency_ms"]["measured_median"] is None
+    assert m["target"]["triple"].startswith("aarch64")
+    assert "Not measured on the device" in (out / "report.md").read_text()
