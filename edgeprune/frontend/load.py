@@ -151,6 +151,11 @@ def _static_input_shapes(proto, given, name) -> dict[str, tuple[int, ...]]:
     inits = {t.name for t in proto.graph.initializer}
     shapes = {}
     real_inputs = [i for i in proto.graph.input if i.name not in inits]
+    unknown = sorted(set(given) - {i.name for i in real_inputs})
+    if unknown and (len(given) > 1 or len(real_inputs) > 1):
+        # a mistyped name would otherwise be ignored, and the error would blame another input
+        raise UsageError(f"{name}: --input-shape names '{unknown[0]}', but the model's inputs are "
+                         f"{', '.join(i.name for i in real_inputs)}")
     for i, inp in enumerate(real_inputs):
         if inp.name in given or (len(given) == 1 and len(real_inputs) == 1):
             shape = tuple(given.get(inp.name, next(iter(given.values()))))

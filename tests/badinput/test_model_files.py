@@ -190,3 +190,38 @@ def test_a_model_whose_tensors_lie_is_refused_without_allocating(refused, tmp_pa
                                                                   words):
     bad = _edit(tmp_path, name, edit)
     refused(2, *_args(command, bad, out), words=words, output=out)
+
+
+def _two_inputs(tmp_path):
+    """a and b (both N x 3 x H x W) concatenated into a conv."""
+    import numpy as np
+    from onnx import TensorProto, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((4, 6, 1, 1), np.float32), "w")
+    nodes = [helper.make_node("Concat", ["a", "b"], ["c"], axis=1, name="cat"),
+             helper.make_node("Conv", ["c", "w"], ["y"], name="conv")]
+    dyn = ["N", 3, "H", "W"]
+    graph = helper.make_graph(nodes, "two", [helper.make_tensor_value_info("a", TensorProto.FLOAT, dyn),
+                                             helper.make_tensor_value_info("b", TensorProto.FLOAT, dyn)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, "H", "W"])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "two.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+@pytest.mark.parametrize("shape, words", [
+    ("1x3x8x8", ["name each", "a", "b"]),
+    ("a:1x3x8x8", ["'b'", "--input-shape"]),
+    ("a:1x3x8x8,bb:1x3x8x8", ["'bb'", "a, b"]),
+    ("a:1x3x8x8,b:1x4x8x8", ["'b'", "1x4x8x8"]),
+    ("a:1x3x8x8,a:1x3x8x8", ["--input-shape"]),
+], ids=["bare", "one-missing", "misspelt", "wrong-channels", "twice"])
+def test_input_shapes_of_a_two_input_model_must_name_each_input(refused, tmp_path, out, command, shape, words):
+    refused(2, *_args(command, _two_inputs(tmp_path), out), "--input-shape", shape, words=words, output=out)
+
+
+def test_a_two_input_model_with_named_shapes_is_accepted(cli, tmp_path, out):
+    r = cli("inspect", _two_inputs(tmp_path), "--input-shape", "a:1x3x8x8,b:1x3x8x8")
+    assert r.code == 0, r.err
