@@ -50,13 +50,20 @@ class Builder:
 
 
 # ---- ops: each takes (draw, builder, x, c, s) and returns (x, c, s) -----------------------
-def conv(draw, b: Builder, x, c, s, cout=None, kernel=None):
+def conv(draw, b: Builder, x, c, s, cout=None, kernel=None, keep_size=False):
+    """Conv (kernel 1/3/5, sometimes dilated, strided or padded unevenly) → BN? → activation."""
     cout = cout or draw(st.integers(2, 12))
-    k = kernel or draw(st.sampled_from([1, 3]))
+    k = kernel or draw(st.sampled_from([1, 3, 3, 5]))
+    dilation = 2 if k == 3 and draw(st.integers(0, 3)) == 0 else 1
+    stride = 2 if not keep_size and s >= 4 and draw(st.integers(0, 3)) == 0 else 1
+    pad = dilation * (k // 2)
+    extra = 1 if not keep_size and draw(st.integers(0, 5)) == 0 else 0
     inputs = [x, b.weight(cout, c, k, k)]
     if draw(st.booleans()):
         inputs.append(b.weight(cout))
-    y = b.one("Conv", inputs, pads=[k // 2] * 4, kernel_shape=[k, k])
+    y = b.one("Conv", inputs, pads=[pad, pad, pad + extra, pad + extra], kernel_shape=[k, k],
+              strides=[stride, stride], dilations=[dilation, dilation])
+    s = (s + 2 * pad + extra - dilation * (k - 1) - 1) // stride + 1
     if draw(st.booleans()):
         r = b.rng
         y = b.one("BatchNormalization", [y, b.const((r.random(cout) + 0.5).astype(np.float32)),
@@ -83,10 +90,10 @@ def activation(draw, b: Builder, x, c, s):
 
 def residual(draw, b: Builder, x, c, s):
     how = draw(st.sampled_from(["Add", "Sub", "Mul", "Max", "Sum", "Mean"]))
-    y1, _, _ = conv(draw, b, x, c, s, cout=c)
+    y1, _, _ = conv(draw, b, x, c, s, cout=c, keep_size=True)
     inputs = [x, y1]
     if how in ("Sum", "Mean", "Max") and draw(st.booleans()):
-        y2, _, _ = conv(draw, b, x, c, s, cout=c)
+        y2, _, _ = conv(draw, b, x, c, s, cout=c, keep_size=True)
         inputs.append(y2)
     return b.one(how, inputs), c, s
 
@@ -112,7 +119,7 @@ def split_concat(draw, b: Builder, x, c, s):
         parts = b.node("Split", [x, b.ints(sizes)], 2, axis=axis)
     which = draw(st.integers(0, 1))
     cout = draw(st.integers(1, 10))
-    parts[which], _, _ = conv(draw, b, parts[which], sizes[which], s, cout=cout)
+    parts[which], _, _ = conv(draw, b, parts[which], sizes[which], s, cout=cout, keep_size=True)
     sizes[which] = cout
     if draw(st.booleans()):
         parts = parts[::-1]
