@@ -173,18 +173,21 @@ def load_inputs(req: CompileRequest, model) -> Data:
         p = Path(req.data)
         info = {"given": True, "path": str(p.resolve()),
                 "sha256": sha256_file(p) if p.is_file() else None}
+    calib, evaluation, split = split_data(arrays)
+    return Data(calib, evaluation, {**info, **split})
+
+
+def split_data(arrays: dict[str, np.ndarray]):
+    """(calibration, evaluation, what the manifest says): every EVAL_EVERY-th sample is held
+    out, so fidelity is measured on samples recovery and int8 never saw."""
     n = len(next(iter(arrays.values())))
-    if n >= MIN_SPLIT:
-        held = np.arange(n) % EVAL_EVERY == EVAL_EVERY - 1
-        calib = {k: v[~held] for k, v in arrays.items()}
-        evaluation = {k: v[held] for k, v in arrays.items()}
-        info.update(samples=n, calibration=int((~held).sum()), evaluation="held-out",
-                    evaluation_samples=int(held.sum()))
-    else:
-        calib = evaluation = arrays
-        info.update(samples=n, calibration=n, evaluation="calibration samples (too few to hold out)",
-                    evaluation_samples=n)
-    return Data(calib, evaluation, info)
+    if n < MIN_SPLIT:
+        return arrays, arrays, {"samples": n, "calibration": n, "evaluation_samples": n,
+                                "evaluation": "calibration samples (too few to hold out)"}
+    held = np.arange(n) % EVAL_EVERY == EVAL_EVERY - 1
+    return ({k: v[~held] for k, v in arrays.items()}, {k: v[held] for k, v in arrays.items()},
+            {"samples": n, "calibration": int((~held).sum()), "evaluation": "held-out",
+             "evaluation_samples": int(held.sum())})
 
 
 def _check_arrays(arrays: Mapping[str, np.ndarray], model) -> dict[str, np.ndarray]:

@@ -166,6 +166,13 @@ def _dense_reference(manifest: dict[str, Any], workdir: Path):
     return r.model
 
 
+def _same_as_compiled(spec: str, manifest: dict[str, Any]) -> bool:
+    from .outdir import sha256_file
+
+    sha = (((manifest.get("fidelity") or {}).get("data")) or {}).get("sha256")
+    return bool(sha) and Path(spec).is_file() and sha256_file(Path(spec)) == sha
+
+
 def _recorded_data(manifest: dict[str, Any]) -> str | None:
     """The DATA file used at compile time, if it is still there unchanged."""
     from .outdir import sha256_file
@@ -185,7 +192,7 @@ def reverify(root: Path, manifest: dict[str, Any], data: str | None = None, imag
     from .fidelity import compare, outputs
     from .frontend.load import load_model
     from .gates import Measured
-    from .pipeline import RANDOM_SAMPLES, RANDOM_SEED, random_samples
+    from .pipeline import RANDOM_SAMPLES, RANDOM_SEED, random_samples, split_data
 
     check_files(root, manifest)
     lines = [f"{root}: {len(manifest['files'])} files match their sha256"]
@@ -199,6 +206,10 @@ def reverify(root: Path, manifest: dict[str, Any], data: str | None = None, imag
 
         inputs = load_data_for(spec, deployed, image_size=image_size, mean=mean, std=std)
         kind = f"DATA {spec}"
+        if _same_as_compiled(spec, manifest):
+            # the compile's own DATA: judge on the samples it held out, as compile did
+            _, inputs, split = split_data(inputs)
+            kind += f" ({split['evaluation_samples']} {split['evaluation']} samples)"
     elif need_fidelity:
         raise UsageError("--min-fidelity needs --data (the DATA recorded at compile time is gone or changed)")
     else:

@@ -22,8 +22,11 @@ def test_verify_reruns_the_artifact_and_passes(artifact, capsys):
     assert main(["verify", str(artifact)]) == 0
     out = capsys.readouterr().out
     assert "files match their sha256" in out and "latency on" in out and "verified" in out
-    # the DATA recorded at compile time is used again for fidelity
-    assert "fidelity vs dense: top-1 agreement" in out
+    # the DATA recorded at compile time is used again, on the samples compile held out
+    m = json.loads((artifact / "manifest.json").read_text())
+    agreement = m["fidelity"]["stages"]["artifact"]["top1_agreement"]
+    assert f"fidelity vs dense: top-1 agreement {agreement:.1%}" in out
+    assert "held-out samples" in out
 
 
 def test_verify_gate_failure_exits_4_naming_gate_and_value(artifact, capsys):
