@@ -62,21 +62,21 @@ def test_profile_builds_a_lut_through_adb(tmp_path, monkeypatch, capsys):
 
 def test_a_phone_lost_midway_exits_5_and_resume_completes_measuring_nothing_twice(tmp_path, monkeypatch, capsys):
     phone = Phone(tmp_path / "phone", monkeypatch)
-    model, lut, profile = micro_onnx(tmp_path), tmp_path / "lut.json", phone_profile(tmp_path, step=1, min_seconds=0.2)
-    phone.go_offline_after(6)
+    model, lut, profile = micro_onnx(tmp_path), tmp_path / "lut.json", phone_profile(tmp_path, step=1, min_seconds=0.3)
+    phone.go_offline_after(3)
     assert main(["profile", "--device", str(profile), "--model", str(model), "-o", str(lut)]) == 5
     assert "device offline" in capsys.readouterr().err
-    kept = load_lut(lut).entries
-    assert 0 < len(kept)
-    before = {k: e.runs for k, e in kept.items()}
+    kept = {k: e.runs for k, e in load_lut(lut).entries.items()}
+    assert kept   # saved entry by entry before the phone went away
 
     phone.reconnect()
     assert main(["profile", "--device", str(profile), "--model", str(model), "-o", str(lut), "--resume"]) == 0
+    assert f"{len(kept)} kept from before" in capsys.readouterr().out
     assert covers(lut, model)
     after = load_lut(lut).entries
-    assert len(after) > len(kept)
-    for key, runs in before.items():  # nothing kept was measured again
+    for key, runs in kept.items():  # nothing kept was measured again
         assert after[key].runs == runs
-    # and on the phone itself, no task ran twice across the two sessions
+    # and on the phone itself no task ran twice across the two sessions: what it finished
+    # after the link dropped was picked up from it, not measured again
     counts = phone.measured()
     assert counts and set(counts.values()) == {1}
