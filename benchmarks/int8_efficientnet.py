@@ -6,7 +6,9 @@ folded, per-channel weights) with each calibration method. Printed side by side 
 held-out natural-image views: latency of fp32 and int8 measured in interleaved rounds in
 one process (goal: int8 >= 1.5x faster), top-1 agreement of each with the dense model, and
 the fidelity loss int8 costs (goal <= 1 point), plus int8's agreement with its own fp32
-model and max abs logit error. The dense model quantized alike is printed for reference.
+model (on all views and on the "confident" views, where the fp32 model's top-1 softmax
+probability is at least 0.5) and max abs logit error. The dense model quantized alike is
+printed for reference.
 
     .venv/bin/python benchmarks/int8_efficientnet.py [--calib 64] [--eval 256] [--methods minmax,percentile,entropy]
 """
@@ -18,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -71,21 +75,32 @@ def main(argv=None):
                         "pruned fp32": fp32.proto, "pruned int8": int8[first][0].proto},
                        {name: held[name][:1]}, threads=args.threads)
 
-    print(f"{'model':<26} | {'ms':>6} | {'agree w/ dense':>14} | {'loss (pts)':>10} | "
-          f"{'agree w/ fp32':>13} | {'max |err| vs fp32':>17}")
-    d8 = compare(ref, outputs(dense_int8, held))
-    print(f"{'dense fp32':<26} | {ms['dense fp32']:>6.2f} | {1.0:>14.3f} | {'':>10} | {'':>13} | {'':>17}")
-    print(f"{'dense int8 (minmax)':<26} | {ms['dense int8']:>6.2f} | {d8.top1_agreement:>14.3f} | "
-          f"{100 * (1 - d8.top1_agreement):>10.1f} | {d8.top1_agreement:>13.3f} | {d8.max_abs_error:>17.3f}")
-    print(f"{'pruned+recovered fp32':<26} | {ms['pruned fp32']:>6.2f} | {base.top1_agreement:>14.3f} | "
-          f"{'':>10} | {'':>13} | {'':>17}")
+    def confident(logits):
+        e = np.exp(logits - logits.max(1, keepdims=True))
+        return (e / e.sum(1, keepdims=True)).max(1) >= 0.5
+
+    def agree_on(mask, a, b):
+        return float(np.mean(a[mask].argmax(1) == b[mask].argmax(1))) if mask.any() else float("nan")
+
+    sure_dense, sure_fp32 = confident(ref[0]), confident(fp32_out[0])
+    print(f"confident views: {sure_dense.mean():.2f} of the dense model's, {sure_fp32.mean():.2f} of the pruned fp32 model's")
+    print(f"{'model':<36} | {'ms':>6} | {'agree w/ dense':>14} | {'loss (pts)':>10} | "
+          f"{'agree w/ fp32':>13} | {'confident':>9} | {'max |err| vs fp32':>17}")
+    d8_out = outputs(dense_int8, held)
+    d8 = compare(ref, d8_out)
+    print(f"{'dense fp32':<36} | {ms['dense fp32']:>6.2f} | {1.0:>14.3f} | {'':>10} | {'':>13} | {'':>9} | {'':>17}")
+    print(f"{'dense int8 (minmax)':<36} | {ms['dense int8']:>6.2f} | {d8.top1_agreement:>14.3f} | "
+          f"{100 * (1 - d8.top1_agreement):>10.1f} | {d8.top1_agreement:>13.3f} | "
+          f"{agree_on(sure_dense, ref[0], d8_out[0]):>9.3f} | {d8.max_abs_error:>17.3f}")
+    print(f"{'pruned+recovered fp32':<36} | {ms['pruned fp32']:>6.2f} | {base.top1_agreement:>14.3f} | "
+          f"{'':>10} | {'':>13} | {'':>9} | {'':>17}")
     for method, (model, seconds) in int8.items():
         out = outputs(model, held)
         vs_dense, vs_fp32 = compare(ref, out), compare(fp32_out, out)
         t = f"{ms['pruned int8']:>6.2f}" if method == first else f"{'':>6}"
-        print(f"{'pruned+recovered int8 (' + method + ')':<26} | {t} | {vs_dense.top1_agreement:>14.3f} | "
+        print(f"{'pruned+recovered int8 (' + method + ')':<36} | {t} | {vs_dense.top1_agreement:>14.3f} | "
               f"{100 * (base.top1_agreement - vs_dense.top1_agreement):>10.1f} | {vs_fp32.top1_agreement:>13.3f} | "
-              f"{vs_fp32.max_abs_error:>17.3f}")
+              f"{agree_on(sure_fp32, fp32_out[0], out[0]):>9.3f} | {vs_fp32.max_abs_error:>17.3f}")
     print(f"int8 speed-up on the pruned model: {ms['pruned fp32'] / ms['pruned int8']:.2f}x "
           f"(dense: {ms['dense fp32'] / ms['dense int8']:.2f}x); pruned int8 vs dense fp32: "
           f"{ms['dense fp32'] / ms['pruned int8']:.2f}x")
