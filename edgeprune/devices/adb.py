@@ -63,6 +63,10 @@ class AdbLink:
     def push(self, local: Path, remote: str, *, timeout: float) -> None:
         self._run("push", os.fspath(local), remote, timeout=timeout)
 
+    def push_tree(self, local: Path, remote: str, *, timeout: float) -> None:
+        """A whole folder; `remote` must not exist yet (adb then creates it with the contents)."""
+        self._run("push", os.fspath(local), remote, timeout=timeout)
+
     def pull(self, remote: str, *, timeout: float) -> bytes:
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / "data"

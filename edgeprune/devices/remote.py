@@ -86,6 +86,7 @@ class RemoteConfig:
     # energy sensor: (kind, device path) from the profile; None = look for a battery
     sensor: tuple[str, str] | None = None
     use_sensor: bool = True
+    bundle: Any = None                 # a devices.bundle.Bundle to push and start Python from
 
 
 def device_setting(profile: Any, name: str, *, env: str | None = None, default: Any = None) -> Any:
@@ -105,16 +106,25 @@ def device_setting(profile: Any, name: str, *, env: str | None = None, default: 
 def remote_config(profile: Any, *, workdir: str, python: list[str] | str | None = None,
                   cores: list[int] | None = None) -> RemoteConfig:
     """The settings adb and ssh devices share, from explicit values, the profile or the
-    environment: the device's Python (EDGEPRUNE_DEVICE_PYTHON; on a phone the device
-    bundle's launcher), the work folder (EDGEPRUNE_DEVICE_WORKDIR), taskset cores and the
+    environment: the device's Python (EDGEPRUNE_DEVICE_PYTHON, or the device bundle
+    EDGEPRUNE_DEVICE_BUNDLE pushed and started through its loader), the work folder (EDGEPRUNE_DEVICE_WORKDIR), taskset cores and the
     energy sensor."""
+    bundle_path = device_setting(profile, "bundle", env="EDGEPRUNE_DEVICE_BUNDLE")
+    bundle, env = None, {}
+    if bundle_path and not python:
+        from .bundle import open_bundle
+
+        bundle = open_bundle(bundle_path)
+        # the runner starts inside jobs/ID: reach the bundle relative to that
+        python, env = bundle.launcher("../../bundle")
     python = python or device_setting(profile, "python", env="EDGEPRUNE_DEVICE_PYTHON", default="python3")
     power = getattr(profile, "power", None) or {}
     sensor = (power["kind"], power["path"]) if power.get("kind") in ("rapl", "battery", "hwmon") \
         and power.get("path") else None
     return RemoteConfig(workdir=device_setting(profile, "workdir", env="EDGEPRUNE_DEVICE_WORKDIR", default=workdir),
                         python=shlex.split(python) if isinstance(python, str) else list(python),
-                        cores=cores, sensor=sensor, use_sensor=power.get("kind") != "none")
+                        cores=cores, sensor=sensor, use_sensor=power.get("kind") != "none",
+                        env=env, bundle=bundle)
 
 
 def task_key(task: BenchTask, model_sha: str, inputs_sha: str | None) -> str:
@@ -238,7 +248,25 @@ class RemoteDevice:
             for f in files:
                 self.link.push(f, f"{self._runtime}/{f.name}", timeout=self.config.push_timeout_s)
             self._write_text(f"{self._runtime}/VERSION", digest)
+        if self.config.bundle is not None:
+            self._push_bundle(self.config.bundle)
         self._prepared = True
+
+    def _push_bundle(self, bundle) -> None:
+        """Push the device bundle unless the device has this very one already."""
+        remote = f"{self.config.workdir}/bundle"
+        identity = bundle.identity()
+        have = self.link.shell(f"cat {_q(remote + '/.edgeprune-bundle')} 2>/dev/null; true",
+                               timeout=self.config.call_timeout_s).stdout.decode(errors="replace").strip()
+        if have == identity:
+            return
+        self.link.shell(f"rm -rf {_q(remote)}", timeout=self.config.call_timeout_s)
+        push_tree = getattr(self.link, "push_tree", None)
+        if push_tree is None:
+            raise DeviceError(f"{self.spec}: a device bundle can only be pushed over adb; "
+                              "give the board a python3 (EDGEPRUNE_DEVICE_PYTHON)")
+        push_tree(bundle.local, remote, timeout=max(self.config.push_timeout_s, 3600))
+        self._write_text(f"{remote}/.edgeprune-bundle", identity)  # last: a cut push is pushed again
 
     def _sensor_script(self) -> str:
         """Link the energy sensor into the work folder as `sensor`, and say which kind it is.
