@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import statistics
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -368,30 +369,40 @@ def _run_record(r: TaskResult, run_id: str) -> dict:
 
 
 STEP_CHOICES = (1, 2, 4, 8, 16, 32)
-STEP_TOL = 0.08
+STEP_TOL = 0.05
+
+
+def step_from_sweep(ms: dict[int, float]) -> int:
+    """The largest step s whose multiples the timings `ms` (count -> ms, over a range of
+    counts) are flat up to: see measure_channel_step."""
+    lo, hi = min(ms), max(ms)
+    step = 1
+    for s in STEP_CHOICES:
+        probe = [c for c in ms if c > lo and -(-c // s) * s <= hi]
+        deviations = [abs(ms[c] / ms[-(-c // s) * s] - 1) for c in probe]
+        if len(deviations) >= 2 and statistics.quantiles(deviations, n=4)[2] <= STEP_TOL:
+            step = s
+    return step
 
 
 def measure_channel_step(device: Device, settings: Settings, workdir: Path) -> tuple[int, dict]:
-    """The channel step of the device's staircase, measured: time a 3x3 conv at c_out = 65..96
-    (c_in 64, 14x14) and take the largest step s such that every count costs what the next
-    multiple of s costs (within STEP_TOL for at least 90% of counts) — pruning to a count
-    that is not a multiple of s saves nothing."""
+    """The channel step of the device's staircase, measured: time a 3x3 conv at c_out = 64..96
+    (c_in 64, 14x14; each count in `passes` passes, the fastest counts) and take the largest
+    step s for which counts cost what the next multiple of s costs — three quarters of the
+    counts have |t(c) / t(next multiple of s) - 1| within STEP_TOL, so a few disturbed
+    timings cannot decide the step; pruning to a count that is not a multiple of s then
+    saves nothing."""
     sig = Signature(kind="conv", kernel=(3, 3), pads=(1, 1, 1, 1), in_hw=(14, 14), act="relu")
     counts = list(range(64, 97))
-    tasks = [BenchTask(id=f"step|{c}", model=micro_model_file(sig, 64, c, workdir), backend=settings.backend,
+    tasks = [BenchTask(id=f"step|{c}|{k}", model=micro_model_file(sig, 64, c, workdir), backend=settings.backend,
                        threads=settings.threads, cores=settings.cores, warmup=settings.warmup,
                        repeats=settings.repeats, min_seconds=settings.min_seconds, options=settings.options,
                        clock=settings.clock)
-             for c in counts]
-    results = {int(r.id.split("|")[1]): r for r in device.measure(tasks)}
-    bad = [r for r in results.values() if not r.ok]
-    if bad:
-        raise DeviceError(f"{device.spec}: measuring the channel step failed: {bad[0].error}")
-    ms = {c: results[c].median_ms for c in counts}
-    step = 1
-    for s in STEP_CHOICES:
-        probe = [c for c in counts if c > 64 and -(-c // s) * s <= 96]
-        ok = [abs(ms[c] / ms[-(-c // s) * s] - 1) <= STEP_TOL for c in probe]
-        if probe and sum(ok) >= 0.9 * len(ok):
-            step = s
-    return step, {"c_in": 64, "kernel": "3x3", "in_hw": "14x14", "median_ms": {str(c): ms[c] for c in counts}}
+             for k in range(max(1, settings.passes)) for c in counts]
+    ms: dict[int, float] = {}
+    for r in device.measure(tasks):
+        if not r.ok:
+            raise DeviceError(f"{device.spec}: measuring the channel step failed: {r.error}")
+        c = int(r.id.split("|")[1])
+        ms[c] = min(ms.get(c, math.inf), r.median_ms)
+    return step_from_sweep(ms), {"c_in": 64, "kernel": "3x3", "in_hw": "14x14", "median_ms": {str(c): ms[c] for c in counts}}

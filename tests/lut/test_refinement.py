@@ -61,3 +61,18 @@ def test_every_layers_own_channel_counts_are_on_the_coarse_grid():
     (plan,) = plan_signatures(layers, 16, {})
     points = {(ci, co) for _, ci, co in _GridState(plan).grid_points()}
     assert {(64, 384), (96, 576), (160, 960)} <= points
+
+
+def test_channel_step_is_read_off_a_staircase_even_with_a_few_disturbed_timings():
+    from edgeprune.lut.profiler import step_from_sweep
+
+    stairs16 = {c: 0.1 * (-(-c // 16)) for c in range(64, 97)}
+    assert step_from_sweep(stairs16) == 16
+    noisy = dict(stairs16)
+    for c in (67, 75, 90):
+        noisy[c] *= 1.3     # three runs slowed by other load
+    assert step_from_sweep(noisy) == 16
+    stairs8 = {c: 0.1 * (-(-c // 8)) for c in range(64, 97)}
+    assert step_from_sweep(stairs8) == 8
+    linear = {c: 0.01 * c for c in range(64, 97)}
+    assert step_from_sweep(linear) <= 4
