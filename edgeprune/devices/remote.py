@@ -34,7 +34,7 @@ from typing import Any, Callable, Protocol
 
 from ..errors import DeviceError
 from .base import BenchTask, TaskResult
-from .transport import Completed
+from .transport import Completed, Retry
 
 RUNTIMES = Path(__file__).resolve().parents[2] / "runtimes"
 
@@ -350,7 +350,7 @@ class RemoteDevice:
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.config.env.items())
         # the pid file lets a later session stop a runner whose link was lost; paths inside
         # the job are relative to its folder (jobs/ID), so the work folder may be relative too
-        return (f"cd {_q(job)} && echo $$ > pid && {'export ' + env + ' && ' if env else ''}exec {pin}"
+        return (f"cd {_q(job)} && {{ [ -r pid ] && kill \"$(cat pid)\" 2>/dev/null; true; }} && echo $$ > pid && {'export ' + env + ' && ' if env else ''}exec {pin}"
                 f"{_q(*self.config.python)} ../../runtime/runner.py job.json")
 
     def _run_job(self, job: str, todo: dict[str, BenchTask], deliver) -> None:
@@ -358,8 +358,10 @@ class RemoteDevice:
         poll = f"tail -c +{{offset}} {_q(job + '/results.jsonl')} 2>/dev/null; echo {_STATE_MARK}; {state_script}"
         offset = 0
         pending = dict(todo)
+        script = self._runner_script(job, todo)
+        respawns = list(Retry.from_env().delays())
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            proc = self.link.spawn(self._runner_script(job, todo), out, err)
+            proc = self.link.spawn(script, out, err)
             last_progress = time.monotonic()
             try:
                 while True:
@@ -380,7 +382,17 @@ class RemoteDevice:
                     if not pending:
                         break
                     if finished:
-                        raise DeviceError(self._runner_failure(proc.returncode, err, len(pending)))
+                        err.seek(0)
+                        stderr = err.read()
+                        if self.link.is_link_failure(proc.returncode, stderr) and respawns:
+                            # the link dropped, not the runner: start it again; it skips what
+                            # it finished and stops the runner it replaces (pid file)
+                            time.sleep(respawns.pop(0))
+                            err.seek(0)
+                            err.truncate()
+                            proc = self.link.spawn(script, out, err)
+                            continue
+                        raise DeviceError(self._runner_failure(proc.returncode, stderr, len(pending)))
                     if time.monotonic() - last_progress > self.config.task_timeout_s:
                         raise DeviceError(f"{self.spec}: no result from the runner for "
                                           f"{self.config.task_timeout_s:g}s")
@@ -391,9 +403,7 @@ class RemoteDevice:
             finally:
                 _stop(proc)
 
-    def _runner_failure(self, code: int, err, missing: int) -> str:
-        err.seek(0)
-        stderr = err.read()
+    def _runner_failure(self, code: int, stderr: bytes, missing: int) -> str:
         lines = [ln.strip() for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]
         said = lines[-1] if lines else f"exit status {code}"
         if self.link.is_link_failure(code, stderr):

@@ -104,6 +104,15 @@ def test_going_offline_midway_is_a_device_error_and_the_rest_resumes_without_rem
     assert len(counts) == len(tasks) and set(counts.values()) == {1}
 
 
+def test_a_link_dropped_when_starting_the_runner_is_retried(phone, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_ADB_DROP_ONCE", "runner.py job.json")  # the runner's start only
+    results = AdbDevice(SERIAL).measure(tasks_for(tmp_path, (8, 16)))
+    assert all(r.ok for r in results)
+    starts = [c for c in phone.adb_calls() if c[2] == "shell" and "runner.py" in c[3]]
+    assert len(starts) == 2
+    assert set(phone.measured().values()) == {1}
+
+
 def test_a_serial_with_shell_metacharacters_is_passed_verbatim(tmp_path, monkeypatch):
     serial = "emu'5554; touch PWNED; $(touch PWNED2) `touch PWNED3`"
     phone = Phone(tmp_path / "phone", monkeypatch, serials=(serial,))
