@@ -202,6 +202,8 @@ class RemoteDevice:
 
     def measure(self, tasks: list[BenchTask],
                 on_result: Callable[[TaskResult], None] | None = None) -> list[TaskResult]:
+        if not tasks:
+            return []
         on_result = on_result or (lambda r: None)
         self._prepare()
         shas = {t.id: file_sha256(Path(t.model)) for t in tasks}
@@ -307,7 +309,7 @@ class RemoteDevice:
     def _push_inputs(self, tasks, shas: dict[str, str], input_shas: dict[str, str]) -> None:
         wanted = {}
         for t in tasks:
-            wanted[f"{shas[t.id]}.onnx"] = Path(t.model)
+            wanted[_model_name(t, shas)] = Path(t.model)
             if t.id in input_shas:
                 wanted[f"{input_shas[t.id]}.npz"] = Path(t.inputs)
         out = self.link.shell(f"ls {_q(self._models)}", timeout=self.config.call_timeout_s, check=False)
@@ -326,7 +328,7 @@ class RemoteDevice:
     def _push_job(self, job: str, todo: dict[str, BenchTask], shas, input_shas) -> None:
         entries = []
         for key, t in todo.items():
-            entry = {"id": key, "backend": t.backend, "model": f"../../models/{shas[t.id]}.onnx",
+            entry = {"id": key, "backend": t.backend, "model": f"../../models/{_model_name(t, shas)}",
                      "inputs": f"../../models/{input_shas[t.id]}.npz" if t.id in input_shas else "random",
                      "threads": t.threads, "clock": t.clock, "warmup": t.warmup, "repeats": t.repeats,
                      "min_seconds": t.min_seconds, "options": t.options}
@@ -435,6 +437,11 @@ class RemoteDevice:
     def _state_script(self) -> str:
         # globs stay unquoted so the device's shell expands them; they contain no user data
         return f"grep -H . {' '.join(STATE_GLOBS)} 2>/dev/null; true"
+
+
+def _model_name(task: BenchTask, shas: dict[str, str]) -> str:
+    """Content-addressed, keeping the suffix runtimes dispatch on (.onnx, .ort, .so, .tar)."""
+    return f"{shas[task.id]}{Path(task.model).suffix}"
 
 
 def _parse_line(line: str) -> dict | None:
