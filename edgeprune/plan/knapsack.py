@@ -17,7 +17,7 @@ drops the chunk with the least value per unit of cost saved.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -57,7 +57,6 @@ class Solution:
     discretisation_bound: float = 0.0   # budget the grid may leave unused (groups x unit)
     rounding_slack: float = 0.0         # what the rounding actually cost this choice
     energy_price: float = 0.0           # Lagrange multiplier of the energy budget
-    notes: list[str] = field(default_factory=list)
 
 
 class Infeasible(ValueError):
@@ -124,8 +123,8 @@ def _dp(groups, budget: float, bins: int, penalty: np.ndarray | None, price: flo
     from values (the priced energy)."""
     base = [float(g.latency.min()) for g in groups]
     room = budget - sum(base)
-    if room <= 0:
-        room = 0.0
+    if room <= _tol(budget):
+        room = 0.0   # only the cheapest options (and any as cheap) fit
     unit = room / bins if room > 0 else 0.0
     dp = np.zeros(bins + 1)
     picks = np.zeros((len(groups), bins + 1), dtype=np.int32)
@@ -133,7 +132,8 @@ def _dp(groups, budget: float, bins: int, penalty: np.ndarray | None, price: flo
     for gi, g in enumerate(groups):
         extra = g.latency - base[gi]
         if unit > 0:
-            w = np.ceil(extra / unit - 1e-9).astype(np.int64)
+            # clipped before the cast: an option far beyond the budget stays out of reach
+            w = np.ceil(np.minimum(extra / unit - 1e-9, bins + 1)).astype(np.int64)
         else:
             w = np.where(extra <= _tol(budget), 0, bins + 1)
         w = np.maximum(w, 0)
@@ -158,8 +158,8 @@ def _dp(groups, budget: float, bins: int, penalty: np.ndarray | None, price: flo
         k = int(picks[gi, b])
         choice[gi] = k
         b -= int(weights[gi][k])
-    slack = sum(float(weights[gi][k]) * unit - float(groups[gi].latency[k] - base[gi])
-                for gi, k in enumerate(choice))
+    slack = max(0.0, sum(float(weights[gi][k]) * unit - float(groups[gi].latency[k] - base[gi])
+                         for gi, k in enumerate(choice)))
     return Solution(choice=choice, value=0.0, latency=0.0, energy=None, method="dp", bins=bins,
                     discretisation_bound=len(groups) * unit, rounding_slack=slack,
                     energy_price=price or 0.0)

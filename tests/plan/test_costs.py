@@ -74,3 +74,12 @@ def test_energy_estimates_follow_the_work(setup):
     _, small = cost.layer_cost(node, 3, 8)
     _, large = cost.layer_cost(node, 3, 32)
     assert 0 < small < large
+
+
+def test_a_point_the_lut_cannot_answer_is_a_usage_error_naming_the_layer(setup):
+    from edgeprune.errors import UsageError
+
+    model, analysis, lm, cost = setup
+    node = next(n for n in cost.nodes() if lm.layers[n].signature.kind == "conv" and lm.layers[n].c_in >= STEP)
+    with pytest.raises(UsageError, match=f"layer '{node}'"):
+        cost.layer_cost(node, 4096, 4096)

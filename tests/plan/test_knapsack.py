@@ -137,3 +137,12 @@ def test_a_cheaper_larger_option_wins_on_a_staircase():
     g = Options(value=[1.0, 2.0, 3.0], latency=[2.0, 3.0, 2.5])
     s = solve([g], latency_budget=2.6)
     assert s.choice == [2]
+
+
+def test_a_budget_equal_to_the_cheapest_choice_takes_it():
+    # found by hypothesis: a vanishing room made the grid unit vanish and the weights overflow
+    g = Options(value=[0.0, 0.0], latency=[0.77395415, 4.0])
+    s = solve([g], latency_budget=0.77395415, bins=400)
+    assert s.choice == [0] and s.rounding_slack >= 0
+    two = [Options([1.0, 2.0], [0.3, 0.9]), Options([1.0, 5.0], [0.4, 7.0])]
+    assert solve(two, latency_budget=0.7 + 1e-18).choice == [0, 0]
