@@ -113,19 +113,21 @@ def test_a_lut_whose_rest_term_outweighs_the_layers_is_refused(refused, setup):
     refused(2, *_latency(setup, lut=bad), words=["bad.json"])
 
 
-@pytest.mark.xfail(strict=True, reason="known bug, reported: with a non-monotone (noisy) LUT the planner "
-                                       "takes the fewest-channels plan as the fastest, so it calls a 1x "
-                                       "budget infeasible and reports a 'smallest reachable latency' above "
-                                       "the dense one (plan/)")
-def test_a_noisy_lut_where_fewer_channels_time_slower_still_plans_a_1x_budget(cli, setup):
-    def slow_small_variants(doc):
+@pytest.mark.xfail(strict=True, reason="known bug, reported: plan/planner.py takes the fewest-channels "
+                                       "plan as the fastest (min_counts), so on a non-monotone LUT it calls "
+                                       "a 1x budget infeasible, with a 'smallest reachable latency' above "
+                                       "the dense one")
+def test_a_lut_where_fewer_channels_time_slower_still_plans_a_1x_budget(cli, setup):
+    """Timing noise on small layers makes real LUTs non-monotone; keeping every channel is
+    always a plan, so a 1x budget is always reachable, even when it is the cheapest one."""
+    def slower_when_narrower(doc):
         widest = max(e["c_out"] for e in doc["entries"])
         for e in doc["entries"]:
             if e["c_out"] < widest:
                 for r in e["runs"]:
-                    r["median_ms"] *= 10
-                    r["p90_ms"] *= 10
+                    r["median_ms"] *= 30
+                    r["p90_ms"] *= 30
 
-    noisy = _corrupt(setup, slow_small_variants)
+    noisy = _corrupt(setup, slower_when_narrower)
     r = cli(*_plan(setup, "1x", lut=noisy))
     assert r.code == 0, r.err
