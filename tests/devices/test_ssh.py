@@ -55,11 +55,30 @@ def test_measures_on_the_board_and_streams_each_result(board, tmp_path):
 @pytest.mark.slow
 def test_profile_and_latency_measure_through_ssh(board, tmp_path, capsys):
     model, lut = micro_onnx(tmp_path), tmp_path / "lut.json"
-    assert main(["profile", "--device", board.spec, "--model", str(model), "-o", str(lut)]) == 0
+    profile = tmp_path / "testboard.toml"   # the board's address, a fixed channel step, short timings
+    profile.write_text(f'''
+name = "testboard"
+description = "this machine over ssh"
+[reach]
+kind = "ssh"
+address = "{board.spec}"
+[cpu]
+arch = "x86_64"
+cores = 2
+[runtimes.ort]
+providers = ["CPUExecutionProvider"]
+[measure]
+channel_step = 2
+threads = 1
+warmup = 1
+repeats = 3
+min_seconds = 0.0
+''')
+    assert main(["profile", "--device", str(profile), "--model", str(model), "-o", str(lut)]) == 0
     table = load_lut(lut)
-    assert table.header["device"] == board.spec and table.entries
+    assert table.header["device"] == "testboard" and table.entries
     capsys.readouterr()
-    assert main(["latency", str(model), "--device", board.spec, "--lut", str(lut), "--measure", "--json"]) == 0
+    assert main(["latency", str(model), "--device", str(profile), "--lut", str(lut), "--measure", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["predicted"]["latency_ms"] > 0
     assert out["measured"]["median_ms"] > 0 and out["measured"]["count"] >= 30
