@@ -5,33 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from edgeprune.devices.adb import AdbDevice, _link_failure
 from edgeprune.devices.base import BenchTask
 from edgeprune.devices.profile import parse_device
 from edgeprune.errors import DeviceError
 from tests.devices.adb_phone import SERIAL, Phone
-
-
-def conv_model(folder: Path, c_out: int, c_in: int = 8, size: int = 16) -> Path:
-    rng = np.random.default_rng(c_out)
-    w = numpy_helper.from_array(rng.standard_normal((c_out, c_in, 3, 3)).astype(np.float32), "w")
-    graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["y"], ["z"])],
-        "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c_in, size, size])],
-        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, c_out, size, size])], [w])
-    path = Path(folder) / f"conv{c_out}.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
-    return path
-
-
-def tasks_for(folder: Path, widths, **kw) -> list[BenchTask]:
-    return [BenchTask(id=f"conv|{c}", model=conv_model(folder, c), warmup=1, repeats=3, min_seconds=0.0, **kw)
-            for c in widths]
+from tests.devices.micro import conv_model, tasks_for
 
 
 @pytest.fixture

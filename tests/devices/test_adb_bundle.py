@@ -16,7 +16,7 @@ from edgeprune.devices.adb import AdbDevice
 from edgeprune.devices.bundle import LOADER, open_bundle
 from edgeprune.errors import UsageError
 from tests.devices.adb_phone import SERIAL, Phone
-from tests.devices.test_adb import conv_model, tasks_for
+from tests.devices.micro import tasks_for
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,6 @@ through the tracker (a device requested by key, a library uploaded, time_evaluat
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -13,10 +12,9 @@ from edgeprune.devices.base import BenchTask
 from edgeprune.devices.open import open_device
 from edgeprune.errors import DeviceError, UsageError
 from edgeprune.lut.table import load_lut
-from tests.devices.micro import micro_onnx
 from tests.devices.rpc_pool import RpcPool
 from tests.devices.sshd_server import free_port
-from tests.devices.test_adb import conv_model
+from tests.devices.micro import conv_model, micro_onnx
 
 pytestmark = pytest.mark.slow
 

@@ -14,9 +14,8 @@ from edgeprune.devices.profile import parse_device
 from edgeprune.devices.ssh import SshDevice
 from edgeprune.errors import DeviceError
 from edgeprune.lut.table import load_lut
-from tests.devices.micro import micro_onnx
 from tests.devices.sshd_server import SshServer, free_port
-from tests.devices.test_adb import conv_model
+from tests.devices.micro import conv_model, micro_onnx
 
 
 @pytest.fixture(scope="module")
