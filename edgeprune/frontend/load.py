@@ -76,7 +76,27 @@ def _parse(data: bytes, name: str) -> onnx.ModelProto:
         raise UsageError(f"{name}: not a valid ONNX model ({type(e).__name__})") from None
     if not proto.HasField("graph") or not proto.graph.node:
         raise UsageError(f"{name}: not a valid ONNX model (no graph)")
+    try:
+        _decode_strings(proto)
+    except UnicodeDecodeError:
+        raise UsageError(f"{name}: not a valid ONNX model (a name or string is not UTF-8)") from None
     return proto
+
+
+def _decode_strings(msg) -> None:
+    """Decode every string field now, so invalid UTF-8 is one refusal here rather than a
+    UnicodeDecodeError deep inside the checker or a later stage."""
+    from google.protobuf.message import Message
+
+    for field, value in msg.ListFields():
+        if field.type == field.TYPE_MESSAGE:
+            for item in ((value,) if isinstance(value, Message) else value):
+                _decode_strings(item)
+        elif field.type == field.TYPE_STRING:
+            # an invalid UTF-8 string comes back as bytes
+            for item in ((value,) if isinstance(value, (str, bytes)) else value):
+                if isinstance(item, bytes):
+                    item.decode("utf-8")
 
 
 def _external_tensors(proto: onnx.ModelProto):
@@ -122,12 +142,24 @@ def _finish(proto, sha256, path, input_shapes) -> Model:
         first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid model"
         raise UsageError(f"{name}: ONNX checker rejected the model: {first}") from None
     proto = normalise(proto)
+    _check_tensor_data(proto, name)
     shapes = _static_input_shapes(proto, input_shapes or {}, name)
     static = infer_static_shapes(proto, shapes)
     folded = fold_constants(static)
     if folded is not static:
         static = infer_static_shapes(folded, shapes)
     return Model(proto=static, sha256=sha256, path=path, input_shapes=shapes)
+
+
+def _check_tensor_data(proto: onnx.ModelProto, name: str) -> None:
+    """Every weight holds exactly the values its dims declare (the checker only catches too
+    few raw bytes); otherwise reading it later fails deep inside a stage."""
+    for t in proto.graph.initializer:
+        try:
+            numpy_helper.to_array(t)
+        except Exception as e:
+            raise UsageError(f"{name}: tensor '{t.name}' does not hold the data its dims "
+                             f"{list(t.dims)} declare ({type(e).__name__})") from None
 
 
 def _check_opset(proto, name):
