@@ -83,12 +83,34 @@ class SshServer:
                 "LogLevel ERROR",
                 "",
             ]))
-            self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)],
-                                         stdout=subprocess.DEVNULL, stderr=open(self.dir / "sshd.log", "wb"))
-            if self._wait_listening():
+            if self._start():
                 return self
             self.stop()
         raise RuntimeError(f"sshd did not start: {(self.dir / 'sshd.log').read_text()[-500:]}")
+
+    def _start(self) -> bool:
+        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.dir / "sshd_config")],
+                                     stdout=subprocess.DEVNULL, stderr=open(self.dir / "sshd.log", "ab"))
+        return self._wait_listening()
+
+    def pull_the_plug(self) -> None:
+        """The board drops off the network: the server and every session it serves (and the
+        commands they run) end at once; new connections are refused."""
+        import psutil
+
+        sessions = psutil.Process(self.proc.pid).children(recursive=True)
+        self.proc.kill()
+        self.proc.wait()
+        for p in sessions:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(sessions, timeout=10)
+
+    def plug_back_in(self) -> None:
+        if not self._start():
+            raise RuntimeError(f"sshd did not restart: {(self.dir / 'sshd.log').read_text()[-500:]}")
 
     def _wait_listening(self, timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout

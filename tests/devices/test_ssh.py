@@ -51,6 +51,28 @@ def test_measures_on_the_board_and_streams_each_result(board, tmp_path):
     assert not list((tmp_path / "board/jobs").iterdir())
 
 
+def test_a_board_lost_midway_is_a_device_error_and_what_was_pulled_stays(board, tmp_path):
+    tasks = [BenchTask(id=f"conv|{c}", model=conv_model(tmp_path, c), warmup=1, repeats=3, min_seconds=0.5)
+             for c in (8, 16, 24, 32, 40)]
+    kept = []
+
+    def unplug_after_the_first(result):
+        kept.append(result)
+        if len(kept) == 1:
+            board.pull_the_plug()
+
+    try:
+        with pytest.raises(DeviceError, match=f"{board.spec}: .*after 3 attempts"):
+            SshDevice(parse_device(board.spec)).measure(tasks, on_result=unplug_after_the_first)
+    finally:
+        board.plug_back_in()
+    assert 1 <= len(kept) < len(tasks) and all(r.ok for r in kept)
+    done = {r.id for r in kept}
+    rest = SshDevice(parse_device(board.spec)).measure([t for t in tasks if t.id not in done])
+    assert sorted(r.id for r in rest) == sorted(t.id for t in tasks if t.id not in done)
+    assert all(r.ok for r in rest)
+
+
 @pytest.mark.slow
 def test_profile_and_latency_measure_through_ssh(board, tmp_path, capsys):
     model, lut = micro_onnx(tmp_path), tmp_path / "lut.json"
