@@ -21,7 +21,9 @@ from ..errors import DeviceError, EdgePruneError, UsageError
 @click.command("devices")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of a listing.")
 def command(as_json):
-    """Profiles on disk and devices reachable now (adb, TVM RPC trackers)."""
+    """Profiles on disk and devices reachable now: phones `adb devices -l` lists, and the
+    device pools of the TVM RPC trackers named by EDGEPRUNE_TRACKER=HOST:PORT or by an rpc
+    profile's address."""
     profiles = profiles_on_disk()
     report = {"profiles": profiles, "adb": adb_devices(), "trackers": trackers(profiles)}
     if as_json:
