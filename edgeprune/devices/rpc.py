@@ -176,6 +176,9 @@ class RpcDevice:
             name = f"{file_sha256(library)[:20]}{library.suffix}"
             session.upload(str(library), target=name)
             module = session.load_module(name)
+            if task.threads > 0:
+                # as the LUT asks (1 thread per entry): the server's pool otherwise uses every core
+                session.get_function("runtime.config_threadpool")(0, int(task.threads))
             dev = session.device(options.get("device", "cpu"), 0)
             vm = relax.VirtualMachine(module, dev)
             args = self._inputs(task, options, session, dev)
@@ -204,7 +207,7 @@ class RpcDevice:
         ms = np.sort(np.asarray(times) * 1e3)
         return TaskResult(id=task.id, ok=True, median_ms=float(np.median(ms)),
                           p90_ms=float(np.percentile(ms, 90)), count=len(ms), outputs=outputs,
-                          state={"rpc_key": self.key})
+                          state={"rpc_key": self.key, "threads": task.threads})
 
     def _inputs(self, task: BenchTask, options: dict, session, dev) -> list:
         import tvm
