@@ -38,7 +38,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -473,7 +473,7 @@ def main(argv=None) -> int:
     args.scale = scale
     models = [m for m in args.models.split(",") if m]
     budgets = [float(b) for b in args.budgets.split(",")]
-    command = "benchmarks/peers.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = shlex.join(["benchmarks/peers.py", *(argv if argv is not None else sys.argv[1:])])
     info = machine()
     t0 = time.perf_counter()
 

@@ -70,14 +70,19 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("inputs", nargs="+", type=Path, help="peers.py markdown (--write) or captured stdout")
     ap.add_argument("-o", "--output", type=Path, required=True)
+    ap.add_argument("--notes", type=Path, help="markdown placed after the run list (reading of the results)")
+    ap.add_argument("--command", action="append", default=[], metavar="FILE=COMMAND",
+                    help="the command that produced an input which does not say so itself (captured stdout)")
     args = ap.parse_args(argv)
 
     runs, extra, headers = [], {}, []
+    commands = dict(c.split("=", 1) for c in args.command)
     for path in args.inputs:
         text = path.read_text()
         got = parse_runs(text)
         runs += [r for r in got if r.name not in {x.name for x in runs}]
-        head = header_lines(text)
+        head = header_lines(text) or ([f"- command: `{commands[path.name]}` (its stdout: the model tables)"]
+                                      if path.name in commands else [])
         if head:
             headers.append((path.name, head))
         for title, body in sections(text).items():
@@ -89,6 +94,8 @@ def main(argv=None) -> int:
              "its models were timed side by side in one batch.", ""]
     for name, head in headers:
         lines += [f"Run `{name}`:", *head, ""]
+    if args.notes:
+        lines += [args.notes.read_text().strip(), ""]
     lines += ["## Pruning at matched latency", "",
               "edgeprune = knapsack over the host LUT + Taylor importance + least-squares reconstruction "
               "(`before recon.` = the same plan without it). uniform-l1 = the same keep fraction in every group "
