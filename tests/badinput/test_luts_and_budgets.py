@@ -113,10 +113,6 @@ def test_a_lut_whose_rest_term_outweighs_the_layers_is_refused(refused, setup):
     refused(2, *_latency(setup, lut=bad), words=["bad.json"])
 
 
-@pytest.mark.xfail(strict=True, reason="known bug, reported: plan/planner.py takes the fewest-channels "
-                                       "plan as the fastest (min_counts), so on a non-monotone LUT it calls "
-                                       "a 1x budget infeasible, with a 'smallest reachable latency' above "
-                                       "the dense one")
 def test_a_lut_where_fewer_channels_time_slower_still_plans_a_1x_budget(cli, setup):
     """Timing noise on small layers makes real LUTs non-monotone; keeping every channel is
     always a plan, so a 1x budget is always reachable, even when it is the cheapest one."""
