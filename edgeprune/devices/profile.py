@@ -35,7 +35,13 @@ PROFILE_SCHEMA = {
         "description": {"type": "string"},
         "reach": {
             "type": "object", "required": ["kind"], "additionalProperties": False,
-            "properties": {"kind": {"enum": list(REACH_KINDS)}, "address": {"type": "string"}},
+            "properties": {
+                "kind": {"enum": list(REACH_KINDS)}, "address": {"type": "string"},
+                # how adb/ssh devices run the runner (devices/remote.py device_setting)
+                "python": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                "bundle": {"type": "string"}, "workdir": {"type": "string"},
+                "ssh_key": {"type": "string"}, "known_hosts": {"type": "string"},
+            },
         },
         "cpu": {
             "type": "object", "required": ["arch", "cores"], "additionalProperties": False,
