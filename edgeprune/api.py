@@ -38,7 +38,7 @@ def compile(model: Any, target: str = "host", budget: str | Sequence[str] = "0.5
             output: str | os.PathLike, input_shape: str | Sequence[int] | Mapping | None = None,
             weights: str | os.PathLike | None = None,
             data: str | os.PathLike | Mapping[str, np.ndarray] | np.ndarray | None = None,
-            quantize: str = "none", calibration: str = "minmax", backend: str = "ort", criterion: str | None = None,
+            quantize: str = "none", calibration: str = "percentile", backend: str = "ort", criterion: str | None = None,
             sweep: Sequence[str] = (), lut: str | os.PathLike | None = None, tuning_trials: int = 0,
             max_latency: float | None = None, max_energy: float | None = None,
             min_fidelity: float | None = None, max_size: float | None = None,

@@ -48,7 +48,8 @@ class CompileRequest:
     sweep: tuple[str, ...] = ()        # extra budgets for the fidelity-vs-latency plot
     backend: str = "ort"
     quantize: str = "none"
-    calibration: str = "minmax"        # int8 activation ranges: minmax, entropy, percentile
+    # percentile ranges lost 0.4 points of agreement on EfficientNet-Lite0 where minmax lost 2.0
+    calibration: str = "percentile"    # int8 activation ranges: minmax, entropy, percentile
     data: str | None = None
     data_arrays: Mapping[str, np.ndarray] | None = None   # DATA given as arrays (Python API)
     image_size: str | None = None

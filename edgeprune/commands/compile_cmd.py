@@ -24,7 +24,7 @@ PATH_KEYS = frozenset({"model", "weights", "data", "lut", "output", "target"})
               help="Also plan, prune and recover at this budget (repeatable) for the fidelity-vs-latency plot.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="ort", show_default=True)
 @click.option("--quantize", type=click.Choice(QUANTIZE), default="none", show_default=True)
-@click.option("--calibration", type=click.Choice(CALIBRATION), default="minmax", show_default=True,
+@click.option("--calibration", type=click.Choice(CALIBRATION), default="percentile", show_default=True,
               help="int8 activation-range calibration on DATA.")
 @click.option("--criterion", type=click.Choice(CRITERIA), default=None,
               help="Importance (default: taylor with --data, l1 without).")
