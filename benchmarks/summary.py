@@ -81,7 +81,8 @@ def main(argv=None) -> int:
         text = path.read_text()
         got = parse_runs(text)
         runs += [r for r in got if r.name not in {x.name for x in runs}]
-        head = header_lines(text) or ([f"- command: `{commands[path.name]}` (its stdout: the model tables)"]
+        # a run of the extra parts only: its timing and fidelity settings describe no row
+        head = header_lines(text)[:3 if not got else 5] or ([f"- command: `{commands[path.name]}` (its stdout: the model tables)"]
                                       if path.name in commands else [])
         if head:
             headers.append((path.name, head))
