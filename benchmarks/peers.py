@@ -317,7 +317,7 @@ def _version(dist: str) -> str:
 def verdict(run: ModelRun, budget: float) -> tuple[str, set[str]]:
     """Who wins a budget, and which peers beat edgeprune there. A peer beats edgeprune when
     it is more faithful at no more than 5% above edgeprune's latency, or >5% faster and at
-    least as faithful, or meets the budget where edgeprune misses it."""
+    least as faithful, or meets the budget where edgeprune misses it at no less fidelity."""
     rows = [r for r in run.rows if r.budget == budget and np.isfinite(r.fidelity)]
     ours = next((r for r in rows if r.method == "edgeprune"), None)
     if ours is None:
@@ -330,7 +330,7 @@ def verdict(run: ModelRun, budget: float) -> tuple[str, set[str]]:
             beats.add(r.method)
         elif r.ms < ours.ms * 0.95 and r.fidelity >= ours.fidelity:
             beats.add(r.method)
-        elif ours.x > budget * 1.05 and r.x <= budget * 1.05:
+        elif ours.x > budget * 1.05 and r.x <= budget * 1.05 and r.fidelity >= ours.fidelity:
             beats.add(r.method)
     if beats:
         return "edgeprune LOSES to " + ", ".join(sorted(beats)), beats
@@ -404,7 +404,7 @@ def render(runs, extras, args, info, timer_desc, command, wall, partial: bool = 
         "norm. tp-* = Torch-Pruning MetaPruner, global pruning, round_to = channel step. Only edgeprune "
         "recovers; nobody fine-tunes. Verdict: edgeprune loses a budget when a peer within 5% of its "
         "latency is more faithful, a peer is >5% faster and at least as faithful, or a peer meets the "
-        "budget (within 5%) where edgeprune misses it; such peer rows say **beats edgeprune**.", "",
+        "budget (within 5%) where edgeprune misses it, at no less fidelity; such peer rows say **beats edgeprune**.", "",
         *tables(runs), "",
         "ResNet-18 and MobileNetV2 in the zoo are seeded random initialisations (agreement = how much of the "
         "dense function survives); EfficientNet-Lite0 carries its pretrained ImageNet weights; the digits CNN "

@@ -103,7 +103,7 @@ def main(argv=None) -> int:
               "by L1 norm. tp-* = Torch-Pruning MetaPruner, global pruning, round_to = channel step. Only "
               "edgeprune recovers; nobody fine-tunes. edgeprune loses a budget when a peer within 5% of its "
               "latency is more faithful, a peer is >5% faster and at least as faithful, or a peer meets the "
-              "budget (within 5%) where edgeprune misses it; such peer rows say **beats edgeprune**.", "",
+              "budget (within 5%) where edgeprune misses it, at no less fidelity; such peer rows say **beats edgeprune**.", "",
               *tables(runs), ""]
     lines += mac_table(runs)
     if any(r.int8 for r in runs):
