@@ -7,13 +7,13 @@ import subprocess
 
 import pytest
 
-from tests.faults.harness import REPO, assert_complete, compile_command, compile_setup, staging_folders
+from tests.faults.harness import BUDGETS, REPO, assert_complete, compile_command, compile_setup, staging_folders
 
 
 @pytest.mark.slow
 def test_two_compiles_into_one_outdir_leave_one_complete_artifact(tmp_path):
     work = compile_setup(tmp_path)
-    budgets = ("0.9x", "0.6x")
+    budgets = BUDGETS
     procs = [subprocess.Popen(compile_command(work, b), cwd=REPO, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for b in budgets]
     for p in procs:

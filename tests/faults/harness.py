@@ -148,7 +148,13 @@ def make_monotone(lut: Path) -> None:
     lut.write_text(json.dumps(doc))
 
 
-def compile_command(work: Path, budget: str = "0.9x") -> list[str]:
+# Budgets these tests give are absolute and above the dense latency: on a model this small
+# a relative one (0.9x) is reachable or not depending on timing noise in the measured LUT,
+# and these tests are about files and signals, not about planning.
+BUDGETS = ("1000ms", "900ms")
+
+
+def compile_command(work: Path, budget: str = BUDGETS[0]) -> list[str]:
     return [sys.executable, "-m", "edgeprune", "compile", str(work / "model.onnx"), "--target",
             str(work / "quickhost.toml"), "--lut", str(work / "lut.json"), "--budget", budget,
             "-o", str(work / "out"), "--quiet"]

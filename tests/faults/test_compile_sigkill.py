@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from edgeprune.lut.table import load_lut
-from tests.faults.harness import (REPO, assert_complete, compile_command, compile_setup, copy_files,
+from tests.faults.harness import (BUDGETS, REPO, assert_complete, compile_command, compile_setup, copy_files,
                                  run_and_kill, staging_folders)
 
 
@@ -36,7 +36,7 @@ def _visible(work) -> set[str]:
     return {p.name for p in work.iterdir() if not p.name.startswith(".")}
 
 
-def _finish(work, budget="0.9x") -> dict:
+def _finish(work, budget=BUDGETS[0]) -> dict:
     done = subprocess.run(compile_command(work, budget), cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert not staging_folders(work), "the next run clears staging folders left by killed runs"
@@ -57,8 +57,8 @@ def test_a_killed_first_compile_leaves_no_outdir(work, when):
 
 @pytest.mark.slow
 def test_a_killed_recompile_leaves_the_previous_artifact_intact(work):
-    first = _finish(work, "0.9x")
-    assert run_and_kill(compile_command(work, "0.7x"), _staged(work, "model.onnx"))
+    first = _finish(work, BUDGETS[0])
+    assert run_and_kill(compile_command(work, BUDGETS[1]), _staged(work, "model.onnx"))
     assert assert_complete(work / "out") == first
-    second = _finish(work, "0.7x")
-    assert second["budget"]["text"] == "0.7x"
+    second = _finish(work, BUDGETS[1])
+    assert second["budget"]["text"] == BUDGETS[1]
