@@ -193,6 +193,16 @@ def _per_channel(ctx: Context, node, w_name, w_axis, b_name, ids, role) -> None:
         ctx.slice(b_name, 0, ids, node, role, "bias")
 
 
+def _dense_conv(ctx: Context, node, x, w_name, b_name, c_out, out_axis, in_axis) -> None:
+    """An ungrouped (transposed) conv: fresh output channels on the weight's out_axis, the
+    input's channels contracted on its in_axis."""
+    y = ctx.fresh(c_out, node)
+    _per_channel(ctx, node, w_name, out_axis, b_name, y, OUT)
+    if x is not None:
+        ctx.slice(w_name, in_axis, x.ids, node, IN, "weight")
+    ctx.set(node.output[0], 1, y)
+
+
 @rule("Conv")
 def conv(ctx: Context, node) -> None:
     operands = _conv_operands(ctx, node)
@@ -203,11 +213,7 @@ def conv(ctx: Context, node) -> None:
     groups = int(attr(node, "group", 1))
     c_out, c_in_pg = w[0], w[1]
     if groups == 1:
-        y = ctx.fresh(c_out, node)
-        _per_channel(ctx, node, w_name, 0, b_name, y, OUT)
-        if x is not None:
-            ctx.slice(w_name, 1, x.ids, node, IN, "weight")
-        ctx.set(out, 1, y)
+        _dense_conv(ctx, node, x, w_name, b_name, c_out, out_axis=0, in_axis=1)
         return
     if x is None:
         ctx.set(out, 1, ctx.fresh(c_out, node, frozen=f"{where(node)} is a grouped conv on untracked channels"))
@@ -243,11 +249,7 @@ def conv_transpose(ctx: Context, node) -> None:
     out = node.output[0]
     groups = int(attr(node, "group", 1))
     if groups == 1:
-        y = ctx.fresh(w[1], node)
-        _per_channel(ctx, node, w_name, 1, b_name, y, OUT)
-        if x is not None:
-            ctx.slice(w_name, 0, x.ids, node, IN, "weight")
-        ctx.set(out, 1, y)
+        _dense_conv(ctx, node, x, w_name, b_name, w[1], out_axis=1, in_axis=0)
         return
     if x is not None and groups == len(x.ids) and w[1] == 1:
         _per_channel(ctx, node, w_name, 0, b_name, x.ids, THROUGH)
