@@ -39,7 +39,9 @@ def test_peers_runs_end_to_end_on_the_digits_cnn(tmp_path):
     peers.main(["--models", "digits_cnn", "--budgets", "0.7", "--calib", "8", "--eval", "48",
                 "--fit-rounds", "1", "--passes", "1", "--lut-configs", "0", "--tvm-trials", "0",
                 "--digits-width", "16", "--digits-epochs", "1", "--compile-model", "digits_cnn",
-                "--compile-budget", "0.95",
+                # the whole budget: on a model this small anything tighter is reachable or not
+                # by timing noise in the LUT (dense is always a plan)
+                "--compile-budget", "1.0",
                 "--device", str(profile), "--lut", str(tmp_path / "lut.json"), "--write", str(out)])
     text = out.read_text()
     assert "--models digits_cnn" in text and "cores" in text
