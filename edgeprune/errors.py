@@ -7,6 +7,13 @@ class EdgePruneError(Exception):
     exit_code = 1
 
 
+class InternalError(EdgePruneError):
+    """Our own stages failed on something they built (a runtime refusing our pruned model):
+    a bug to report, exit 1, never blamed on the user's input."""
+
+    exit_code = 1
+
+
 class UsageError(EdgePruneError):
     """Bad input or usage: names the file, node or flag. Nothing partial is written."""
 

@@ -33,6 +33,10 @@ class OrtSession:
         if threads == 1:
             # a spinning worker would only steal the core the timed thread runs on
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # the artifact's own session entries (e.g. session.qdqisint8allowed): the LUT, the dense
+        # reference and the artifact are timed with the ones it ships with
+        for key, value in (options.get("session_config") or {}).items():
+            so.add_session_config_entry(str(key), str(value))
         providers = options.get("providers") or ["CPUExecutionProvider"]
         self._sess = ort.InferenceSession(path, so, providers=providers)
         self._outputs = [o.name for o in self._sess.get_outputs()]

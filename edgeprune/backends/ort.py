@@ -2,10 +2,13 @@
 of ONNX Runtime load, and the session configuration (execution providers, optimisation
 level, threads) the device asks for, written as JSON beside them.
 
-Optimisation level: `extended` for CPU-only targets, `basic` when the device uses another
-execution provider (XNNPACK, NNAPI, QNN). Never `layout`/`all` offline: those embed the
-host's NCHWc layout (x86-only kernels), and extended fusions (FusedConv ...) are CPU-EP
-contrib ops another provider cannot take, so it would see fewer nodes.
+Offline optimisation level of the saved ONNX model: `extended` for CPU-only targets, `basic`
+when the device uses another execution provider (XNNPACK, NNAPI, QNN). Never `all` offline
+for the portable file: it embeds the host's NCHWc layout (x86-only kernels), and extended
+fusions (FusedConv ...) are CPU-EP contrib ops another provider cannot take. The session that
+runs it on the device loads it at the runtime configuration's level (`all`, see runtime.py),
+which applies the layout optimisations for that device's own CPU; that is the configuration
+the LUT and the dense reference were timed in, and the one `ort_config.json` records.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from typing import Any, Mapping
 import numpy as np
 import onnx
 
-from ..errors import UsageError
+from ..errors import InternalError, UsageError
 from .base import Artifact, TargetSpec, as_proto, io_spec, write_text_atomic
+from .runtime import runtime_config
 from .verify import compare, random_inputs, reference_outputs
 
 CONFIG_FILE = "ort_config.json"
@@ -31,7 +35,8 @@ _ACCELERATOR_EPS = {"XnnpackExecutionProvider", "NnapiExecutionProvider", "QNNEx
                     "CoreMLExecutionProvider", "TensorrtExecutionProvider", "CUDAExecutionProvider"}
 _KNOWN_EPS = _ACCELERATOR_EPS | {"CPUExecutionProvider"}
 
-_LEVELS = {"basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED"}
+_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+           "all": "ORT_ENABLE_ALL"}
 # runtimes/backend_ort.py names levels by their short names
 
 
@@ -48,39 +53,42 @@ class OrtBackend:
             raise UsageError(f"ort backend: unknown options {sorted(options)} (known: check, atol)")
         proto = as_proto(model)
         inputs, outputs = io_spec(proto)
-        providers = _providers(target)
+        runtime = runtime_config(target, "ort")
+        providers = runtime.providers
         level = "basic" if set(providers) & _ACCELERATOR_EPS else "extended"
         outdir = Path(outdir)
         outdir.mkdir(parents=True, exist_ok=True)
 
-        session_config = {
-            # As convert_onnx_models_to_ort does: ARM has s8s8 kernels, so keep int8 QDQ; x86
-            # prefers u8s8, so let the optimiser rewrite int8 activations to uint8.
-            "session.qdqisint8allowed": "0" if target.is_host else "1",
-        }
+        session_config = dict(runtime.session_config)
         src = proto.SerializeToString()
         _optimise(src, outdir / OPT_MODEL, level, session_config, ort_format=False)
-        _optimise(src, outdir / ORT_MODEL, level, session_config, ort_format=True)
+        # An ORT-format model gets no layout optimisation when it is loaded, so for this host
+        # (the one CPU it runs on) it is saved with them applied; for a device it stays portable.
+        ort_level = runtime.optimization if target.is_host else level
+        _optimise(src, outdir / ORT_MODEL, ort_level, session_config, ort_format=True)
 
         config = {
-            "model": ORT_MODEL,
-            "onnx_model": OPT_MODEL,
+            # what runs, timed on the target exactly like the LUT and the dense reference
+            "model": OPT_MODEL,
+            "ort_format_model": ORT_MODEL,
             "providers": list(providers),
             "provider_options": [dict(target.ort_provider_options.get(p, {})) for p in providers],
-            "graph_optimization_level": _LEVELS[level],
+            "graph_optimization_level": _LEVELS[runtime.optimization],
             "session_config": session_config,
-            "intra_op_num_threads": target.threads,
+            "intra_op_num_threads": runtime.threads,
+            "runtime": runtime.key(),
         }
         write_text_atomic(outdir / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
 
         artifact = Artifact(
             backend=self.name, root=outdir,
-            files={"model": ORT_MODEL, "onnx_model": OPT_MODEL, "config": CONFIG_FILE},
+            files={"model": OPT_MODEL, "ort_model": ORT_MODEL, "config": CONFIG_FILE},
             target={"device": target.name, "triple": target.triple, "providers": list(providers)},
-            run={"backend": "ort", "model": ORT_MODEL,
-                 "options": {"providers": list(providers), "graph_optimization_level": level}},
+            run={"backend": "ort", "model": OPT_MODEL, "options": runtime.runner_options(),
+                 "threads": runtime.threads},
             inputs=inputs, outputs=outputs,
-            notes={"optimization_level": level, "ort_version": ort.__version__},
+            notes={"offline_optimization_level": level, "ort_format_optimization_level": ort_level,
+                   "runtime": runtime.key(), "ort_version": ort.__version__},
         )
         if check:
             artifact.notes["host_check"] = check_on_host(artifact, proto, atol=atol)
@@ -91,7 +99,7 @@ class OrtBackend:
         return artifact
 
 
-def _providers(target: TargetSpec) -> tuple[str, ...]:
+def providers_for(target: TargetSpec) -> tuple[str, ...]:
     unknown = [p for p in target.ort_providers if p not in _KNOWN_EPS]
     if unknown:
         raise UsageError(f"target {target.name}: unknown ONNX Runtime execution providers {unknown} "
@@ -120,7 +128,10 @@ def _optimise(src: bytes, dest: Path, level: str, session_config: Mapping[str, s
         ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
         os.replace(tmp, dest)
     except Exception as e:
-        raise UsageError(f"ONNX Runtime cannot load the model: {str(e).splitlines()[0]}") from None
+        # the model passed the frontend's checks and our own stages built it: a runtime that
+        # refuses it is our bug (or the runtime's), not the user's input
+        raise InternalError(f"ONNX Runtime cannot load the model edgeprune built: "
+                            f"{str(e).splitlines()[0]}") from None
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -150,7 +161,7 @@ def check_on_host(artifact: Artifact, proto: onnx.ModelProto, atol: float = 1e-4
     inputs = random_inputs(artifact.inputs, seed)
     ref = reference_outputs(proto, inputs)
     result: dict[str, Any] = {"seed": seed, "ok": True}
-    for role in ("model", "onnx_model"):
+    for role in ("model", "ort_model"):
         sess = load_session(artifact, role)
         outs = dict(zip(artifact.outputs, sess.run(artifact.outputs, inputs)))
         cmp = compare(outs, ref, atol)

@@ -49,6 +49,13 @@ def _check_belongs(table, spec: DeviceSpec, backend: str) -> None:
                          f"not '{device}'")
     if header.get("backend") != backend:
         raise UsageError(f"{table.path}: this LUT is for backend '{header.get('backend')}', not '{backend}'")
+    from ..backends.runtime import key_mismatch
+    from .session import spec_runtime
+
+    why = key_mismatch(header.get("runtime"), spec_runtime(spec, backend))
+    if why:
+        raise UsageError(f"{table.path}: this LUT cannot price artifacts for {spec.raw}: {why}; "
+                         f"give another --lut, or let edgeprune measure one at its default place")
     if spec.kind == "local" and header.get("fingerprint"):
         from ..devices.host import cpu_fingerprint
         if header["fingerprint"] != cpu_fingerprint():

@@ -42,6 +42,7 @@ class Settings:
     passes: int = 1          # runs per entry, in separate passes (the fastest counts): >1 on a shared host
     tvm_target: object = None   # backends.base.TargetSpec, for backend "tvm"
     tvm_trials: int = 0      # MetaSchedule trials per micro-model (0: TVM's untuned lowering)
+    runtime: object = None   # backends.runtime.RuntimeConfig every task runs under
 
 
 Progress = Callable[[int, int], None]   # (newly done, new total)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from ..backends.runtime import RuntimeConfig, runtime_config
 from ..devices.profile import DeviceSpec, parse_device
 from ..errors import UsageError
 from .paths import default_lut_path
@@ -27,10 +28,9 @@ def profile_settings(device, backend: str) -> Settings:
     if backend not in BACKENDS:
         raise UsageError(f"--backend {backend}: expected one of {', '.join(BACKENDS)}")
     profile = getattr(device, "profile", None)
-    options = {}
-    if backend == "ort" and profile is not None:
-        options["providers"] = profile.providers()
-    threads = profile.threads if profile is not None else 1
+    runtime = device_runtime(device, backend)
+    options = runtime.runner_options()
+    threads = runtime.threads
     cores = None
     if hasattr(device, "default_cores"):
         cores = device.default_cores()
@@ -45,14 +45,29 @@ def profile_settings(device, backend: str) -> Settings:
             raise UsageError("--backend tvm: the device profile has no [runtimes.tvm] target")
         tvm = {"tvm_target": TargetSpec.from_profile(profile), "tvm_trials": profile.tvm_trials}
     return Settings(backend=backend, threads=threads, cores=cores, options=options, clock=clock,
-                    **timing, **tvm)
+                    runtime=runtime, **timing, **tvm)
+
+
+def device_runtime(device, backend: str) -> RuntimeConfig:
+    """The runtime configuration artifacts for this device run under (backends/runtime.py):
+    the one its LUT entries and dense references are timed in."""
+    return spec_runtime(device_spec(device), backend)
+
+
+def spec_runtime(spec: DeviceSpec, backend: str) -> RuntimeConfig:
+    from ..backends.base import TargetSpec
+    from ..devices.profile import load_profile
+
+    return runtime_config(TargetSpec.from_profile(spec.profile if spec.profile is not None
+                                                  else load_profile("host")), backend)
 
 
 def lut_header(device, backend: str, channel_step: int, step_sweep: dict | None = None) -> dict:
     spec = device_spec(device)
     settings = profile_settings(device, backend)
     header = {"device": spec.profile.name if spec.profile else spec.raw, "backend": backend,
-              "threads": settings.threads, "clock": settings.clock, "channel_step": int(channel_step)}
+              "threads": settings.threads, "clock": settings.clock, "channel_step": int(channel_step),
+              "runtime": settings.runtime.key()}
     if spec.kind == "local":
         from ..devices.host import cpu_fingerprint, cpu_model
         header["cpu"] = cpu_model()

@@ -18,20 +18,33 @@ from edgeprune.errors import UsageError
 def test_host_artifact_holds_optimised_onnx_ort_format_and_config(tiny_model, tmp_path):
     art = OrtBackend().compile(tiny_model, TargetSpec(), tmp_path)
 
-    assert set(art.files) == {"model", "onnx_model", "config"}
+    assert set(art.files) == {"model", "ort_model", "config"}
     # an ORT-format model is a flatbuffer with the "ORTM" file identifier
-    assert art.path("model").read_bytes()[4:8] == b"ORTM"
-    onnx.checker.check_model(onnx.load(art.path("onnx_model")))
+    assert art.path("ort_model").read_bytes()[4:8] == b"ORTM"
+    onnx.checker.check_model(onnx.load(art.path("model")))
     config = json.loads(art.path("config").read_text())
     assert config["providers"] == ["CPUExecutionProvider"]
-    assert config["graph_optimization_level"] == "ORT_ENABLE_EXTENDED"
     assert art.notes["host_check"]["ok"]
 
 
-def test_optimised_models_stay_portable(tiny_model, tmp_path):
-    """No host-specific NCHWc layout in what a phone will load."""
+def test_what_runs_is_the_onnx_model_at_the_runtime_configurations_level(tiny_model, tmp_path):
+    """The runner, the LUT and the dense reference all load at ORT_ENABLE_ALL: the artifact
+    says so in its config and in the runner options it is timed with."""
     art = OrtBackend().compile(tiny_model, TargetSpec(), tmp_path)
-    domains = {n.domain for n in onnx.load(art.path("onnx_model")).graph.node}
+    config = json.loads(art.path("config").read_text())
+
+    assert config["model"] == "model.opt.onnx"
+    assert config["graph_optimization_level"] == "ORT_ENABLE_ALL"
+    assert art.run["model"] == "model.opt.onnx"
+    assert art.run["options"]["graph_optimization_level"] == "all"
+    assert art.run["options"]["session_config"] == config["session_config"]
+    assert config["runtime"]["optimization"] == "all"
+
+
+def test_optimised_onnx_model_stays_portable(tiny_model, tmp_path):
+    """No host-specific NCHWc layout in the ONNX file: the device's session adds its own."""
+    art = OrtBackend().compile(tiny_model, TargetSpec(), tmp_path)
+    domains = {n.domain for n in onnx.load(art.path("model")).graph.node}
     assert "com.microsoft.nchwc" not in domains
 
 
@@ -49,10 +62,11 @@ def test_android_accelerator_profile_records_its_providers_and_keeps_basic_level
     config = json.loads(art.path("config").read_text())
     assert config["providers"] == ["QNNExecutionProvider", "XnnpackExecutionProvider", "CPUExecutionProvider"]
     # fusions into CPU-only contrib ops would hide nodes from QNN/XNNPACK
-    assert config["graph_optimization_level"] == "ORT_ENABLE_BASIC"
+    assert art.notes["offline_optimization_level"] == "basic"
+    assert art.notes["ort_format_optimization_level"] == "basic"
     assert config["session_config"]["session.qdqisint8allowed"] == "1"
-    assert art.run == {"backend": "ort", "model": "model.ort",
-                       "options": {"providers": config["providers"], "graph_optimization_level": "basic"}}
+    assert art.run["options"] == {"providers": config["providers"], "graph_optimization_level": "all",
+                                  "session_config": {"session.qdqisint8allowed": "1"}}
     # the host lacks QNN and XNNPACK: the check ran on the CPU provider
     assert art.notes["host_check"]["model"]["providers"] == ["CPUExecutionProvider"]
 
@@ -68,6 +82,7 @@ def test_unknown_provider_is_a_usage_error_naming_it(tiny_model, tmp_path):
     with pytest.raises(UsageError, match="WarpDriveExecutionProvider"):
         OrtBackend().compile(tiny_model, spec, tmp_path)
     assert not (tmp_path / "model.ort").exists()
+    assert not (tmp_path / "model.opt.onnx").exists()
 
 
 def test_artifact_description_round_trips(tiny_model, tmp_path):
