@@ -14,6 +14,9 @@ import click
 
 from .errors import EdgePruneError
 
+# where a bug goes: one line, so a CI log shows it whole
+REPORT_HINT = "a bug in edgeprune: please report it to the edgeprune issue tracker with the output of --debug"
+
 # name -> one-line help; the module edgeprune.commands.<module> holds `command`.
 COMMANDS = {
     "inspect": ("inspect_cmd", "Channel groups (coupled channels), MACs and parameters."),
@@ -82,19 +85,21 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"edgeprune: error: {e.format_message()}", err=True)
         return 2
     except EdgePruneError as e:
-        click.echo(f"edgeprune: error: {e}", err=True)
+        if e.exit_code == 1:
+            click.echo(f"edgeprune: internal error: {e} ({REPORT_HINT})", err=True)
+        else:
+            click.echo(f"edgeprune: error: {e}", err=True)
         if debug:
             traceback.print_exc()
         return e.exit_code
     except KeyboardInterrupt:
         click.echo("edgeprune: interrupted", err=True)
         return 1
-    except Exception as e:  # a bug: exit 1, traceback only with --debug
-        click.echo(f"edgeprune: internal error: {type(e).__name__}: {e}", err=True)
+    except Exception as e:  # a bug: exit 1, one line; the traceback only with --debug
+        first = str(e).splitlines()[0] if str(e) else ""
+        click.echo(f"edgeprune: internal error: {type(e).__name__}: {first} ({REPORT_HINT})", err=True)
         if debug:
             traceback.print_exc()
-        else:
-            click.echo("edgeprune: re-run with --debug for the traceback", err=True)
         return 1
 
 

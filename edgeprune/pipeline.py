@@ -32,6 +32,7 @@ EVAL_EVERY = 4          # with DATA, every 4th sample is held out for fidelity (
 MIN_SPLIT = 8           # fewer samples than this: fidelity is measured on the calibration samples
 RANDOM_SAMPLES = 4      # seeded random inputs for the output check when there is no DATA
 RANDOM_SEED = 0
+TIMING_CALIB_SAMPLES = 8  # int8 builds that are only timed are calibrated on this many samples
 
 
 @dataclass
@@ -334,21 +335,27 @@ class _Run:
                 raise UsageError(f"{req.model or 'module'}: no prunable channel group (see `edgeprune inspect`)")
             st.note(f"{len(analysis.prunable())} prunable groups")
             self.data = data = load_inputs(req, src.model)
-        with S.stage("lut", "latency table (missing entries)") as st:
-            self.costs = costs = latency_costs(src.model, req, st)
+        self._target()
+        with S.stage("lut", "latency table (missing entries)" + (", int8" if req.quantize == "int8" else "")) as st:
+            # an int8 artifact is priced on int8 entries (QDQ micro-models), found in the
+            # quantized dense model's layers; its node names are the fp32 model's
+            priced = self._quantize_for_timing(src.model) if req.quantize == "int8" else src.model
+            self.costs = costs = latency_costs(priced, req, st)
         with S.stage("importance", f"importance ({req.criterion})"):
             from .importance import compute
 
             scores = compute(src.model, analysis, req.criterion, data=data.calib, module=src.module)
-        with S.stage("plan", "plan (latency-saliency knapsack)") as st:
-            from .plan.planner import plan_channels
-
+        with S.stage("plan", "plan (latency-saliency knapsack), fitted on the device") as st:
             self.budget = budget = parse_budget(req.budget)
-            self.plan_result = plan_channels(analysis, scores, costs.cost_model, budget,
-                                             device=req.target, criterion=req.criterion)
+            self.fit = self._fit_plan(scores, st)
+            self.plan_result = self.fit.plan_result
             plan = self.plan_result.plan
-            st.note(f"predicted {plan.predicted['latency_ms']:.3f} ms of dense "
-                    f"{plan.predicted['dense_latency_ms']:.3f} ms")
+            plan.budget = budget.to_json()
+            # the timings go to the manifest, not plan.json: the same inputs give the same plan bytes
+            if self.fit.measured_ms is not None:
+                st.note(f"measured {self.fit.measured_ms:.3f} ms of dense {self.fit.dense_ms:.3f} ms")
+            else:
+                st.note(f"predicted {plan.predicted['latency_ms']:.3f} ms (not measured: {self.fit.not_measured})")
         self.dense_out = self._outputs(src.model, data.evaluation)
         with S.stage("prune", "prune"):
             from .rewrite import prune
@@ -385,6 +392,7 @@ class _Run:
             self.verified = self._verify()
             m = self.verified.get("measured_median_ms")
             st.note(f"median {m:.3f} ms" if m is not None else "not measurable here")
+            self._check_shipped(st)
         if req.sweep:
             with S.stage("sweep", f"sweep ({len(req.sweep)} budgets)") as st:
                 self.sweep = self._sweep(scores)
@@ -393,6 +401,120 @@ class _Run:
         return self._manifest()
 
     # ------------------------------------------------------------------ helpers
+    def _target(self) -> None:
+        """The device, its backend target and whether the shipped artifact can be timed on it."""
+        from .backends.base import TargetSpec
+        from .devices.profile import load_profile, parse_device
+        from .lut.session import spec_runtime
+        from .shipped import measurable
+
+        self.spec = parse_device(self.req.target)
+        self.target_spec = TargetSpec.from_profile(self.spec.profile if self.spec.profile is not None
+                                                   else load_profile("host"))
+        self.runtime = spec_runtime(self.spec, self.req.backend)
+        self.not_measurable = measurable(self.spec)
+
+    def _quantize_for_timing(self, model):
+        """`model` as int8 ships it, calibrated on a few samples: kernel speed does not depend
+        on the ranges, and the shipped model is calibrated on all of DATA."""
+        from .quantize import quantize_int8
+
+        few = {k: v[:TIMING_CALIB_SAMPLES] for k, v in self.data.calib.items()}
+        return quantize_int8(model, few, method=self.req.calibration)
+
+    def _backend_options(self) -> dict[str, Any]:
+        if self.req.backend == "tvm":
+            return {"int8": self.req.quantize == "int8", "tuning_trials": self.req.tuning_trials}
+        return {}
+
+    def _fit_plan(self, scores, st):
+        """The plan for the budget, closed on the device: candidates are built as they ship and
+        timed beside the dense model (budget_fit.py); a prediction only where the target
+        cannot be measured, and then said so."""
+        from contextlib import ExitStack
+
+        from .budget_fit import fit_plan
+        from .plan.budget import Budget
+        from .plan.planner import plan_channels
+        from .rewrite import prune
+        from .shipped import ShippedTimer
+
+        req, analysis, budget = self.req, self.analysis, self.budget
+
+        def plan_at(limit):
+            return plan_channels(analysis, scores, self.costs.cost_model,
+                                 Budget(latency_ms=limit, energy_mj=budget.energy_mj),
+                                 device=req.target, criterion=req.criterion)
+
+        def candidate_of(result):
+            return prune(self.source.model, analysis, result.plan.keep) if result.plan.keep else self.source.model
+
+        with ExitStack() as stack:
+            timer = None
+            if self.not_measurable is None:
+                timer = stack.enter_context(ShippedTimer(
+                    self.spec, req.backend, self.target_spec,
+                    prepare=self._quantize_for_timing if req.quantize == "int8" else None,
+                    backend_options=self._backend_options()))
+            dense_ms = self._dense_reference(timer) if timer is not None else self._dense_predicted_ms()
+            return fit_plan(plan_at, budget, timer, self.source.model, candidate_of, dense_ms,
+                            req.target, note=st.note, not_measured=self.not_measurable)
+
+    def _dense_reference(self, timer) -> float:
+        """The dense fp32 model as it ships on the device, in ms: measured once and kept in the
+        LUT (a whole-model record beside the layers, same runtime configuration), so every
+        compile of this model on this device plans against the same figure."""
+        from .lut.predict import structure_key
+        from .lut.session import open_writer
+
+        path = self.costs.info.get("path")
+        key = f"{structure_key(self.source.model)}:shipped-dense"
+        writer = None
+        if path:
+            writer, _ = open_writer(timer.device, self.req.backend, path)
+            record = writer.lut.models.get(key)
+            if record and record.get("dense_ms"):
+                return float(record["dense_ms"])
+        ms = timer.time({"dense": self.source.model}, prepared={"dense": True})["dense"]
+        if writer is not None:
+            writer.set_model(key, {"rest_ms": 0.0, "dense_ms": ms, "name": f"{self.source.model.name} "
+                                   "(dense, built as it ships)"})
+        return ms
+
+    def _dense_predicted_ms(self) -> float:
+        """The dense fp32 model's predicted latency (what an `x` budget is a fraction of when
+        the target cannot be measured)."""
+        if self.req.quantize != "int8":
+            return float(self.costs.latency_model.predict_ms())
+        from .lut.api import latency_model
+
+        return float(latency_model(self.source.model, self.spec, self.req.backend, self.req.lut).predict_ms())
+
+    def _check_shipped(self, st) -> None:
+        """The artifact that ships, measured, meets its budget and beats dense (exit 3
+        otherwise). A miss in the verify timing is re-timed beside the dense model first, so
+        a load spike on a shared machine is not taken for a miss."""
+        from .budget_fit import SHIP_TOL, check_shippable
+        from .shipped import ShippedTimer
+
+        fit, measured = self.fit, self.verified.get("measured_median_ms")
+        if measured is None or fit.dense_ms is None:
+            return
+        limit = min(x for x in (fit.target_ms, fit.dense_ms) if x is not None)
+        shipped_ms = measured
+        if measured > limit * (1 + SHIP_TOL):
+            with ShippedTimer(self.spec, self.req.backend, self.target_spec,
+                              backend_options=self._backend_options()) as timer:
+                dense_art = timer.build(self.source.model, prepared=True)
+                ms = timer.time_artifacts({"dense": dense_art, "shipped": self.artifact})
+            shipped_ms = ms["shipped"] / ms["dense"] * fit.dense_ms
+            st.note(f"re-timed beside dense: {ms['shipped']:.3f} ms vs dense {ms['dense']:.3f} ms")
+        self.verified["shipped_vs_dense"] = shipped_ms / fit.dense_ms
+        from .budget_fit import Fit
+
+        check_shippable(Fit(fit.plan_result, fit.target_ms, fit.dense_ms, shipped_ms, fit.rounds),
+                        self.budget, self.req.target)
+
     def _outputs(self, model, inputs):
         from .fidelity import outputs
 
@@ -403,16 +525,7 @@ class _Run:
             self.fidelity[stage] = fidelity_of(self.dense_out, model, self.data.evaluation)
 
     def _compile(self):
-        from .backends.base import TargetSpec
-        from .devices.profile import parse_device
-
-        spec = parse_device(self.req.target)
-        profile = spec.profile
-        if profile is None:
-            from .devices.profile import load_profile
-
-            profile = load_profile("host")
-        target = TargetSpec.from_profile(profile)
+        target = self.target_spec
         int8 = self.req.quantize == "int8"
         if self.req.backend == "ort":
             from .backends.ort import OrtBackend
@@ -494,10 +607,18 @@ class _Run:
                 "dense_predicted": p["dense_latency_ms"], "predicted": p["latency_ms"],
                 "predicted_int8": (sum(int8_pred.values()) + (self.costs.latency_model.rest_ms or 0.0))
                 if int8_pred else None,
-                "dense_measured": self.costs.info.get("dense_measured_ms"),
+                # the dense model built and run as the artifact is (same runtime configuration)
+                "dense_measured": self.fit.dense_ms,
+                "dense_measured_source": "dense model built as it ships, timed beside the candidates"
+                if self.fit.dense_ms is not None else None,
+                "target_ms": self.fit.target_ms,
                 "measured_median": v.get("measured_median_ms"), "measured_p90": v.get("measured_p90_ms"),
+                "speedup_measured": (self.fit.dense_ms / v["measured_median_ms"])
+                if self.fit.dense_ms and v.get("measured_median_ms") else None,
                 "estimated": bool(self.costs.cost_model.estimated),
                 "measured_on": v.get("measured_on"),
+                "closed_loop": self.fit.to_json(),
+                "runtime": self.runtime.key(),
                 "layers_before": layers_before, "layers_after": layers_after,
             },
             "energy_mj": {

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 import onnx
 
-from ..errors import UsageError
+from ..errors import InternalError, UsageError
 from .base import Artifact, TargetSpec, as_proto, io_spec
 from .tvm_target import Linker, is_gpu, linker_for, target_dict, triple_of
 from .verify import compare, random_inputs, reference_outputs
@@ -65,7 +65,7 @@ class TvmBackend:
         try:
             executable = tvm.compile(mod, target=tgt)
         except Exception as e:
-            raise UsageError(f"target {target.name}: TVM cannot compile the model for {tdict.get('kind')}: "
+            raise InternalError(f"target {target.name}: TVM cannot compile the model for {tdict.get('kind')}: "
                              f"{_first_line(e)}") from None
         notes["compile_seconds"] = round(time.monotonic() - started, 2)
 
@@ -109,7 +109,7 @@ def simplify(proto: onnx.ModelProto) -> onnx.ModelProto:
         try:
             ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
         except Exception as e:
-            raise UsageError(f"ONNX Runtime cannot load the model: {_first_line(e)}") from None
+            raise InternalError(f"ONNX Runtime cannot load the model edgeprune built: {_first_line(e)}") from None
         return onnx.load(so.optimized_model_filepath)
 
 
@@ -119,7 +119,7 @@ def import_onnx(proto: onnx.ModelProto):
     try:
         return relax_onnx.from_onnx(proto, keep_params_in_input=False)
     except Exception as e:
-        raise UsageError(f"TVM's ONNX importer rejects the model: {_first_line(e)}") from None
+        raise InternalError(f"TVM's ONNX importer rejects the model edgeprune built: {_first_line(e)}") from None
 
 
 def _tune_cpu(mod, tgt, is_host: bool, options: Mapping[str, Any]):

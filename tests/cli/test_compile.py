@@ -29,7 +29,10 @@ def test_compile_writes_every_file_the_contract_lists(compiled):
         assert name in m["files"]
     assert m["source"]["sha256"] and m["target"]["device"] and m["target"]["backend"] == "ort"
     lat = m["latency_ms"]
-    assert lat["predicted"] <= 0.6 * lat["dense_predicted"] * (1 + 1e-6)
+    # the budget is a fraction of the dense model measured as it ships, and the closed loop
+    # held the shipped artifact to it (within the 5% the loop allows)
+    assert lat["target_ms"] == pytest.approx(0.6 * lat["dense_measured"])
+    assert lat["closed_loop"]["measured_ms"] <= 1.05 * lat["target_ms"]
     assert lat["measured_median"] > 0 and lat["measured_p90"] >= lat["measured_median"]
     assert m["macs"]["after"] < m["macs"]["before"] and m["params"]["after"] < m["params"]["before"]
     assert {"pruned", "recovered", "artifact"} <= set(m["fidelity"]["stages"])
@@ -62,7 +65,7 @@ def test_same_command_twice_gives_byte_identical_model_and_plan(setup, tmp_path)
 
 def test_a_gate_just_below_the_measured_value_exits_4_naming_gate_and_value(compiled, setup, tmp_path, capsys):
     m = json.loads((compiled / "manifest.json").read_text())
-    size_mb = (compiled / "model.ort").stat().st_size / 1e6
+    size_mb = (compiled / "model.opt.onnx").stat().st_size / 1e6
     out = tmp_path / "gated"
     rc = main(setup.args(out, "--budget", "0.6x", "--max-size", f"{size_mb * 0.999:.6f}"))
     err = capsys.readouterr().err

@@ -1,0 +1,107 @@
+"""The closed loop of `compile`: plan, build what ships, time it on the target next to the
+dense model, correct the plan from the measurement, and refuse to ship a miss.
+
+The planner stays a function of numbers (plan/); this module owns the loop around it. A LUT
+predicts each layer alone, and a knapsack that seeks out the configurations the LUT finds
+cheapest also seeks out its errors, so the shipped artifact is measured, and the planning
+limit scaled by target / measured (plan/calibrate.py `fit_measured`) for a few rounds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import InfeasibleBudget
+
+ROUNDS = 3
+SHIP_TOL = 0.05       # a plan measured within this of its target ships as planned; never more above it
+
+
+@dataclass
+class Fit:
+    plan_result: Any
+    target_ms: float | None                 # the latency limit in ms (None: energy-only budget)
+    dense_ms: float | None                  # dense model, as it ships, measured (None: not measurable)
+    measured_ms: float | None               # the chosen plan's artifact, measured
+    rounds: list[dict] = field(default_factory=list)
+    not_measured: str | None = None         # why the budget is a prediction only
+
+    def to_json(self) -> dict[str, Any]:
+        return {"target_ms": self.target_ms, "dense_measured_ms": self.dense_ms,
+                "measured_ms": self.measured_ms, "rounds": self.rounds, "not_measured": self.not_measured}
+
+
+def fit_plan(plan_at: Callable[[float | None], Any], budget, timer, dense_model, candidate_of: Callable[[Any], Any],
+             dense_ms: float | None, device: str, note: Callable[[str], None] = lambda s: None,
+             not_measured: str | None = None) -> Fit:
+    """`plan_at(limit_ms) -> PlanResult` (InfeasibleBudget when none fits); `candidate_of(result)`
+    is the pruned model a plan ships; `timer` a ShippedTimer, or None when the target cannot be
+    measured (`not_measured` says why; `dense_ms` is then the dense model's prediction).
+    `dense_ms` is the dense model as it ships on the device (measured once and kept in the LUT,
+    so the first plan, and the artifact when it lands in the band, are the same every run).
+
+    Round 1 plans at the target; a plan measured within ±SHIP_TOL of it ships as planned. Only a
+    miss is corrected: the planning limit is scaled by target / measured (a few rounds), and
+    the plan measured closest to the target from below is kept."""
+    limit, _ = budget.limits(dense_ms)
+    if timer is None:
+        return Fit(plan_at(limit), limit, None, None, not_measured=not_measured)
+    note(f"dense model as it ships: {dense_ms:.3f} ms on {device}")
+    dense_seen: list[float] = []
+
+    def measure(result) -> float:
+        ms = timer.time({"dense": dense_model, "candidate": candidate_of(result)}, prepared={"dense": True})
+        dense_seen.append(ms["dense"])
+        # the machine's load drifts between rounds: judge the candidate by its ratio to the dense
+        # model timed beside it, on the scale of the dense reference
+        return ms["candidate"] / ms["dense"] * dense_ms
+
+    target = limit
+    tried, rounds = [], []
+    for k in range(ROUNDS if target is not None else 1):
+        try:
+            result = plan_at(limit)
+        except InfeasibleBudget as e:
+            if not tried and target is None:
+                raise
+            if not tried:
+                raise InfeasibleBudget(f"budget {budget.text} = {target:.3f} ms on {device} (dense "
+                                       f"{dense_ms:.3f} ms measured) is not reachable: "
+                                       f"{str(e).split(': ', 1)[-1]}") from None
+            break
+        ms = measure(result)
+        predicted = result.plan.predicted["latency_ms"]
+        tried.append((result, ms))
+        rounds.append({"limit_ms": limit, "predicted_ms": predicted, "measured_ms": ms,
+                       "dense_beside_ms": dense_seen[-1]})
+        note(f"round {k + 1}: planned {predicted:.3f} ms, measured {ms:.3f} ms"
+             + (f" (target {target:.3f} ms)" if target is not None else ""))
+        if target is None or abs(ms / target - 1) <= SHIP_TOL:
+            break
+        limit *= target / ms
+    if target is None:
+        result, ms = tried[0]
+    else:
+        under = [t for t in tried if t[1] <= target * (1 + SHIP_TOL)]
+        result, ms = max(under, key=lambda t: t[1]) if under else min(tried, key=lambda t: t[1])
+    fit = Fit(result, target, dense_ms, ms, rounds)
+    check_shippable(fit, budget, device)
+    return fit
+
+
+def check_shippable(fit: Fit, budget, device: str) -> None:
+    """InfeasibleBudget (exit 3) when the measured artifact misses its budget by more than
+    SHIP_TOL or is slower than the dense model."""
+    if fit.measured_ms is None or fit.dense_ms is None:
+        return
+    ratio = fit.measured_ms / fit.dense_ms
+    tried = f"after {len(fit.rounds)} measured round(s)"
+    if fit.target_ms is not None and fit.measured_ms > fit.target_ms * (1 + SHIP_TOL):
+        raise InfeasibleBudget(
+            f"budget {budget.text} = {fit.target_ms:.3f} ms on {device} is not met: the closest plan "
+            f"measured {fit.measured_ms:.3f} ms ({ratio:.2f}x of dense {fit.dense_ms:.3f} ms) {tried}; "
+            f"smallest reachable latency measured: {min([r['measured_ms'] for r in fit.rounds] or [fit.measured_ms]):.3f} ms")
+    if fit.measured_ms > fit.dense_ms * (1 + SHIP_TOL):
+        raise InfeasibleBudget(f"budget {budget.text} on {device}: the plan's artifact measured "
+                               f"{fit.measured_ms:.3f} ms, slower than the dense model ({fit.dense_ms:.3f} ms) {tried}")
