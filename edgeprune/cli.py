@@ -61,9 +61,19 @@ def _not_built(name: str) -> click.Command:
     return stub
 
 
+def _print_version(ctx, param, value):
+    if not value or ctx.resilient_parsing:
+        return
+    from .provenance import version_line
+
+    click.echo(version_line())
+    ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Print tracebacks for internal errors.")
-@click.version_option(package_name="edgeprune")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Print the versions of edgeprune, onnx, onnxruntime, TVM, torch and numpy, and exit.")
 @click.pass_context
 def cli(ctx, debug):
     """edgeprune: a deployment compiler that prunes a model to fit an edge device."""

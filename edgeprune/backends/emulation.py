@@ -22,9 +22,10 @@ import onnx
 
 from ..errors import DeviceError
 from .base import Artifact
+from .. import locations
 from .verify import Comparison, compare, reference_outputs
 
-EMULATION_DIR = Path(__file__).resolve().parents[2] / "runtimes" / "emulation"
+EMULATION_DIR = locations.runtimes_dir() / "emulation"
 
 
 def emulation_available() -> str | None:
@@ -43,7 +44,7 @@ def emulation_available() -> str | None:
 def ensure_host_tools() -> None:
     """Install (once) the host's Debian packages for cross-linking and emulation, so an
     aarch64 library is linked as a .so rather than left as a .tar."""
-    proc = subprocess.run([str(EMULATION_DIR / "host_tools.sh")], capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(["bash", str(EMULATION_DIR / "host_tools.sh")], capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise DeviceError(f"installing the emulation host tools failed: {tail}")
@@ -67,9 +68,11 @@ def run_emulated(artifacts: Sequence[Artifact], inputs: Mapping[str, np.ndarray]
                           "options": a.run["options"]})
         job = {"version": 1, "results": "results.jsonl", "tasks": tasks}
         (job_dir / "job.json").write_text(json.dumps(job))
-        env = dict(os.environ, PYTHON=sys.executable)
+        # the scripts keep their root filesystem in the user cache (locations.py), run through
+        # bash: an installed package may not keep the executable bit
+        env = dict(os.environ, PYTHON=sys.executable, EDGEPRUNE_CACHE=str(locations.cache_dir()))
         try:
-            proc = subprocess.run([str(EMULATION_DIR / "run_job.sh"), str(job_dir / "job.json")],
+            proc = subprocess.run(["bash", str(EMULATION_DIR / "run_job.sh"), str(job_dir / "job.json")],
                                   capture_output=True, text=True, timeout=timeout_s, env=env)
         except subprocess.TimeoutExpired:
             raise DeviceError(f"emulated run timed out after {timeout_s:.0f} s") from None

@@ -43,7 +43,9 @@ log = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("EDGEPRUNE_CACHE", Path.home() / ".cache" / "edgeprune")) / "tvm-tuning"
+    from .. import locations
+
+    return locations.tvm_tuning_dir()
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class TuningConfig:
     # round on a shared 2-core machine) or "replay-trace" (random candidates, no search
     # cost: with small budgets more of the time goes into measuring candidates)
     strategy: str = "evolutionary"
-    cache_dir: Path | None = None     # default: $EDGEPRUNE_CACHE/tvm-tuning
+    cache_dir: Path | None = None     # default: locations.tvm_tuning_dir()
     # tune the heaviest tasks that together hold this share of the FLOPs; the rest (reshapes,
     # pooling, small adds) would each cost a full search round for microseconds
     flop_share: float = 0.99

@@ -29,7 +29,7 @@ PATH_KEYS = frozenset({"model", "weights", "data", "lut", "output", "target"})
 @click.option("--criterion", type=click.Choice(CRITERIA), default=None,
               help="Importance (default: taylor with --data, l1 without).")
 @data_options
-@click.option("--lut", default=None, help="LUT file (default: the device's LUT in profiles/luts/).")
+@click.option("--lut", default=None, help="LUT file (default: the device's LUT in the user cache, ~/.cache/edgeprune/luts/).")
 @click.option("--tuning-trials", type=int, default=0, show_default=True,
               help="TVM MetaSchedule trials (host targets; 0 = reuse the tuning database only).")
 @click.option("-o", "--output", default=None, help="OUTDIR: the artifact directory (replaced on success).")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from ..devices.profile import PROFILES_DIR, load_profile_file, parse_device
+from ..devices.profile import load_profile_file, parse_device, profile_files
 from ..errors import DeviceError, EdgePruneError, UsageError
 
 
@@ -32,9 +32,11 @@ def command(as_json):
         click.echo(render(report))
 
 
-def profiles_on_disk(folder: Path = PROFILES_DIR) -> list[dict]:
+def profiles_on_disk(folder: Path | None = None) -> list[dict]:
+    """The packaged profiles and the user's own (locations.py; a user profile of the same
+    name wins), or those of `folder`."""
     rows = []
-    for path in sorted(Path(folder).glob("*.toml")):
+    for path in profile_files(folder):
         try:
             p = load_profile_file(path)
         except UsageError as e:

@@ -21,7 +21,7 @@ from .common import echo_json, model_options, open_model
 @click.option("--device", "device_spec", default="host", show_default=True,
               help="A profile name, a profile .toml, adb:SERIAL, ssh:USER@HOST[:PORT] or rpc:HOST:PORT/KEY.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="ort", show_default=True)
-@click.option("--lut", default=None, help="LUT file (default: the device's LUT in profiles/luts/).")
+@click.option("--lut", default=None, help="LUT file (default: the device's LUT in the user cache, ~/.cache/edgeprune/luts/).")
 @click.option("--measure", is_flag=True, help="Also time the whole model on the device.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def command(model, input_shape, weights, device_spec, backend, lut, measure, as_json):

@@ -25,7 +25,8 @@ from .common import open_model
 @click.option("--input-shape", default=None, help="Input shape for factories / dynamic dims, e.g. 1x3x224x224.")
 @click.option("--weights", default=None, help="State dict for a PyTorch factory MODEL.")
 @click.option("-o", "--output", "output", default=None,
-              help="LUT file (default: profiles/luts/<device>-<backend>[-<cpu>].json).")
+              help="LUT file (default: ~/.cache/edgeprune/luts/<device>-<backend>[-<cpu>]-<config>.json; "
+                   "EDGEPRUNE_CACHE_DIR moves it).")
 @click.option("--resume", is_flag=True,
               help="Keep every entry already in the LUT and measure only what is missing.")
 def command(device_spec, backend, models, input_shape, weights, output, resume):

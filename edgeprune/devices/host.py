@@ -22,12 +22,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import locations
 from ..errors import DeviceError
 from .base import BenchTask, TaskResult
 from .energy import SensorSpec, detect_sensor, sensor_from_profile
 from .profile import DeviceProfile, DeviceSpec, load_profile
 
-RUNTIMES_DIR = Path(__file__).resolve().parents[2] / "runtimes"
+RUNTIMES_DIR = locations.runtimes_dir()
 RUNNER = RUNTIMES_DIR / "runner.py"
 
 

@@ -1,4 +1,8 @@
-"""Device profiles (profiles/*.toml) and DEVICE spec parsing.
+"""Device profiles (*.toml) and DEVICE spec parsing.
+
+A profile name is looked up in the user's profiles folder first
+(`$EDGEPRUNE_CONFIG_DIR/profiles`, default `~/.config/edgeprune/profiles`), then among the
+profiles packaged with edgeprune (locations.py).
 
 DEVICE (INTERFACE.md) is a profile name, a path to a profile file, `adb:SERIAL`,
 `ssh:USER@HOST[:PORT]` or `rpc:HOST:PORT/KEY`. `parse_device` turns it into a `DeviceSpec`;
@@ -15,9 +19,11 @@ from pathlib import Path
 
 import jsonschema
 
+from .. import locations
 from ..errors import UsageError
 
-PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
+# the packaged profiles (read-only); names are looked up in locations.profile_dirs()
+PROFILES_DIR = locations.profiles_dir()
 REACH_KINDS = ("local", "adb", "ssh", "rpc")
 
 _CLUSTER = {
@@ -162,15 +168,30 @@ def load_profile_file(path: str | Path) -> DeviceProfile:
         path=path, raw=doc)
 
 
-def list_profiles(folder: Path = PROFILES_DIR) -> list[DeviceProfile]:
-    return [load_profile_file(p) for p in sorted(Path(folder).glob("*.toml"))]
+def _folders(folder: str | Path | None) -> list[Path]:
+    return [Path(folder)] if folder is not None else locations.profile_dirs()
 
 
-def load_profile(name: str, folder: Path = PROFILES_DIR) -> DeviceProfile:
-    path = Path(folder) / f"{name}.toml"
-    if not path.exists():
-        known = ", ".join(p.stem for p in sorted(Path(folder).glob("*.toml")))
-        raise UsageError(f"--device {name}: no such profile in {folder} (known: {known}; "
+def profile_files(folder: str | Path | None = None) -> list[Path]:
+    """Every profile file by name, the first folder's winning (user profiles over packaged)."""
+    found: dict[str, Path] = {}
+    for f in _folders(folder):
+        for p in sorted(f.glob("*.toml")) if f.is_dir() else []:
+            found.setdefault(p.stem, p)
+    return [found[k] for k in sorted(found)]
+
+
+def list_profiles(folder: str | Path | None = None) -> list[DeviceProfile]:
+    return [load_profile_file(p) for p in profile_files(folder)]
+
+
+def load_profile(name: str, folder: str | Path | None = None) -> DeviceProfile:
+    folders = _folders(folder)
+    path = next((f / f"{name}.toml" for f in folders if (f / f"{name}.toml").is_file()), None)
+    if path is None:
+        known = ", ".join(p.stem for p in profile_files(folder))
+        where = " or ".join(str(f) for f in folders)
+        raise UsageError(f"--device {name}: no such profile in {where} (known: {known}; "
                          "or adb:SERIAL, ssh:USER@HOST[:PORT], rpc:HOST:PORT/KEY, a .toml path)")
     return load_profile_file(path)
 
@@ -179,7 +200,7 @@ _SSH = re.compile(r"^(?P<user>[^@]+)@(?P<host>\[[^\]]+\]|[^:]+)(?::(?P<port>\d+)
 _RPC = re.compile(r"^(?P<host>\[[^\]]+\]|[^:/]+):(?P<port>\d+)/(?P<key>.+)$")
 
 
-def parse_device(spec: str, folder: Path = PROFILES_DIR) -> DeviceSpec:
+def parse_device(spec: str, folder: str | Path | None = None) -> DeviceSpec:
     """DEVICE string -> DeviceSpec; a bad spec is a UsageError naming --device."""
     if not spec:
         raise UsageError("--device: empty device spec")

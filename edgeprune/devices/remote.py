@@ -32,11 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+from .. import locations
 from ..errors import DeviceError
 from .base import BenchTask, TaskResult
 from .transport import Completed, Retry
 
-RUNTIMES = Path(__file__).resolve().parents[2] / "runtimes"
+RUNTIMES = locations.runtimes_dir()
 
 # Where the device's CPU and thermal state are read from (sysfs: Android and Linux alike).
 STATE_GLOBS = (

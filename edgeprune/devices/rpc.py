@@ -36,7 +36,9 @@ MAX_RUNS = 100000
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("EDGEPRUNE_CACHE") or Path.home() / ".cache" / "edgeprune") / "rpc-libs"
+    from .. import locations
+
+    return locations.rpc_libs_dir()
 
 
 def wait_for_tracker(host: str, port: int, what: str, retry: Retry | None = None, timeout: float = 5.0) -> None:

@@ -43,7 +43,7 @@ profiler.py    what to measure (coarse grid, adaptive refinement), measured thro
 calibrate.py   the whole-model scale and rest terms
 predict.py     LatencyModel, RooflineModel, structure_key
 session.py     opening a device's LUT (path, header, measured channel step, settings)
-paths.py       default LUT locations (profiles/luts/)
+paths.py       default LUT locations (user cache, seeded from LUTs shipped in profiles/luts/)
 api.py         latency_model()
 """
 

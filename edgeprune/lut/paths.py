@@ -1,4 +1,8 @@
-"""Where a device's LUT lives by default: profiles/luts/<device>-<backend>[-<cpu>].json.
+"""Where a device's LUT lives by default: <cache>/luts/<device>-<backend>[-<cpu>]-<tag>.json.
+
+The cache is the user's (locations.py: `$EDGEPRUNE_CACHE_DIR`, default
+`~/.cache/edgeprune`); a LUT of that name shipped with the package (`profiles/luts/`) is
+copied there the first time it is looked up, and grows there, never in the package.
 
 A host LUT belongs to the CPU it was measured on, so the host key includes the CPU
 fingerprint; a remote device's key is its profile name or its address. Every name ends in a
@@ -13,19 +17,27 @@ import json
 import re
 from pathlib import Path
 
-from ..devices.profile import PROFILES_DIR, DeviceSpec
+from .. import locations
+from ..devices.profile import DeviceSpec
 
-LUTS_DIR = PROFILES_DIR / "luts"
 
-
-def default_lut_path(spec: DeviceSpec, backend: str, folder: Path = LUTS_DIR) -> Path:
+def default_lut_name(spec: DeviceSpec, backend: str) -> str:
     tag = runtime_tag(spec, backend)
     if spec.kind == "local":
         from ..devices.host import cpu_fingerprint
         name = spec.profile.name if spec.profile else "host"
-        return Path(folder) / f"{name}-{backend}-{cpu_fingerprint()}-{tag}.json"
+        return f"{name}-{backend}-{cpu_fingerprint()}-{tag}.json"
     name = spec.profile.name if spec.profile is not None else re.sub(r"[^A-Za-z0-9_.-]+", "_", spec.raw)
-    return Path(folder) / f"{name}-{backend}-{tag}.json"
+    return f"{name}-{backend}-{tag}.json"
+
+
+def default_lut_path(spec: DeviceSpec, backend: str, folder: Path | None = None) -> Path:
+    """The device's LUT file: in `folder` if given, else in the user cache (seeded from a
+    LUT of the same name shipped with the package, if any)."""
+    name = default_lut_name(spec, backend)
+    if folder is not None:
+        return Path(folder) / name
+    return locations.lut_file(name)
 
 
 def runtime_tag(spec: DeviceSpec, backend: str) -> str:
