@@ -1,7 +1,7 @@
 """ONNX Runtime backend for the runner: `load(path, threads, options) -> session`.
 
-A backend module exposes `load`, returning an object with `input_specs()` (name, shape,
-numpy dtype string) and `run(feeds) -> {output name: array}`. Imports only numpy and
+A backend module exposes `load`, returning an object with `input_specs()` (name, shape with
+None for a dynamic dim, numpy dtype string) and `run(feeds) -> {output name: array}`. Imports only numpy and
 onnxruntime.
 """
 
@@ -42,9 +42,11 @@ class OrtSession:
         self._outputs = [o.name for o in self._sess.get_outputs()]
 
     def input_specs(self):
+        """(name, shape, dtype) per input; a dynamic dim is None. ORT reports a dim_param as its
+        name, `dim_value: -1` or an unset dim as None, and keeps `dim_value: 0` as 0: all dynamic."""
         specs = []
         for i in self._sess.get_inputs():
-            shape = [d if isinstance(d, int) and d > 0 else 1 for d in i.shape]
+            shape = [d if isinstance(d, int) and d > 0 else None for d in i.shape]
             specs.append((i.name, shape, _DTYPES.get(i.type, "float32")))
         return specs
 

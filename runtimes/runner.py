@@ -190,10 +190,12 @@ def run_task(task: dict, job_dir: Path) -> dict:
 
 def _inputs(task: dict, session, job_dir: Path, np) -> dict:
     spec = task.get("inputs", "random")
+    given = task.get("input_shapes") or {}
     if spec == "random":
         rng = np.random.default_rng(0)
         feeds = {}
         for name, shape, dtype in session.input_specs():
+            shape = _static(name, shape, given.get(name))
             dt = np.dtype(dtype)
             if dt.kind == "f":
                 feeds[name] = rng.standard_normal(shape).astype(dt)
@@ -203,9 +205,33 @@ def _inputs(task: dict, session, job_dir: Path, np) -> dict:
     path = Path(spec)
     if not path.is_absolute():
         path = job_dir / path
+    feeds = {}
     with np.load(path) as data:
-        return {name: data[name][:1] if data[name].shape[0] != shape[0] else data[name]
-                for name, shape, _ in session.input_specs()}
+        for name, shape, _ in session.input_specs():
+            array = data[name]
+            batch = _static(name, shape, given.get(name), data_shape=array.shape)[0]
+            feeds[name] = array[:1] if array.shape[0] != batch else array
+    return feeds
+
+
+def _static(name: str, shape, given=None, data_shape=None) -> list:
+    """The shape to feed: `given` (the task's input_shapes) fills dynamic (None) dims and must
+    agree with static ones; else a dynamic batch is 1 and other dynamic dims come from the
+    data, or are refused naming them (random inputs cannot guess an image size)."""
+    if given is not None:
+        given = [int(d) for d in given]
+        if len(given) != len(shape) or any(s is not None and s != g for s, g in zip(shape, given)):
+            raise ValueError(f"input '{name}' has shape {_text(shape)}; input_shapes gives {_text(given)}")
+        return given
+    missing = [k for k, s in enumerate(shape) if s is None and k > 0 and data_shape is None]
+    if missing:
+        raise ValueError(f"input '{name}' has shape {_text(shape)}: dynamic dims at axes "
+                         f"{', '.join(map(str, missing))} need the task's input_shapes")
+    return [1 if s is None and k == 0 else (data_shape[k] if s is None else s) for k, s in enumerate(shape)]
+
+
+def _text(shape) -> str:
+    return "x".join("?" if s is None else str(s) for s in shape)
 
 
 def _done_ids(results: Path) -> set[str]:

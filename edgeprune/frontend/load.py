@@ -13,6 +13,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import UsageError
+from .shapes import dim_label, dim_size, dims_text
 
 # ONNX Runtime and our rewrite rules are tested from opset 11 up.
 MIN_OPSET = 11
@@ -178,8 +179,10 @@ def graph_input_names(proto: onnx.ModelProto) -> list[str]:
 
 
 def _static_input_shapes(proto, given, name) -> dict[str, tuple[int, ...]]:
-    """Resolve each input's static shape: given shapes win, a dynamic first (batch) dim is 1,
-    any other dynamic dim needs --input-shape."""
+    """Resolve each input's static shape. A dim is dynamic when it has a dim_param, a
+    dim_value <= 0 (Paddle2ONNX writes -1, some converters 0) or neither (`frontend.shapes`):
+    --input-shape fills dynamic dims and must agree with static ones; without it a dynamic
+    first (batch) dim is 1 and any other dynamic dim is refused, naming every dim still needed."""
     inits = {t.name for t in proto.graph.initializer}
     shapes = {}
     real_inputs = [i for i in proto.graph.input if i.name not in inits]
@@ -188,38 +191,61 @@ def _static_input_shapes(proto, given, name) -> dict[str, tuple[int, ...]]:
         # a mistyped name would otherwise be ignored, and the error would blame another input
         raise UsageError(f"{name}: --input-shape names '{unknown[0]}', but the model's inputs are "
                          f"{', '.join(i.name for i in real_inputs)}")
-    for i, inp in enumerate(real_inputs):
+    needed = []   # (input, its dims text, labels of the dims it still needs, example)
+    for inp in real_inputs:
+        has_shape = inp.type.HasField("tensor_type") and inp.type.tensor_type.HasField("shape")
+        dims = inp.type.tensor_type.shape.dim if has_shape else []
         if inp.name in given or (len(given) == 1 and len(real_inputs) == 1):
             shape = tuple(given.get(inp.name, next(iter(given.values()))))
-            dims = inp.type.tensor_type.shape.dim
-            if dims and len(dims) != len(shape):
-                raise UsageError(f"{name}: input '{inp.name}' has rank {len(dims)}, "
-                                 f"--input-shape gives rank {len(shape)}")
-            for d, s in zip(dims, shape):
-                if d.HasField("dim_value") and d.dim_value != s:
-                    raise UsageError(f"{name}: input '{inp.name}' has static shape "
-                                     f"{_dims_str(dims)}, --input-shape gives {'x'.join(map(str, shape))}")
+            _check_given(name, inp.name, dims, shape)
             shapes[inp.name] = shape
             continue
-        if not inp.type.HasField("tensor_type") or not inp.type.tensor_type.HasField("shape"):
-            raise UsageError(f"{name}: input '{inp.name}' has no shape; pass --input-shape")
-        dims = inp.type.tensor_type.shape.dim
-        resolved = []
+        if not has_shape:
+            needed.append((inp.name, "no shape", ["all"], None))
+            continue
+        resolved, missing = [], []
         for k, d in enumerate(dims):
-            if d.HasField("dim_value") and d.dim_value > 0:
-                resolved.append(d.dim_value)
+            size = dim_size(d)
+            if size is not None:
+                resolved.append(size)
             elif k == 0:
                 resolved.append(1)
             else:
-                raise UsageError(f"{name}: input '{inp.name}' has dynamic dims {_dims_str(dims)}; "
-                                 "pass --input-shape (e.g. 1x3x224x224)")
+                missing.append(k)
+                resolved.append(None)
+        if missing:
+            labels = [f"{dim_label(dims[k], k)} (axis {k})" if dims[k].dim_param else f"axis {k}"
+                      for k in missing]
+            example = "x".join(str(s) if s is not None else f"<{dim_label(dims[k], k)}>"
+                               for k, s in enumerate(resolved))
+            needed.append((inp.name, f"dynamic dims {dims_text(dims)}", labels, example))
+            continue
         shapes[inp.name] = tuple(resolved)
+    if needed:
+        raise UsageError(f"{name}: " + _needed_message(needed, several=len(real_inputs) > 1))
     return shapes
 
 
-def _dims_str(dims) -> str:
-    return "[" + ", ".join(str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
-                           for d in dims) + "]"
+def _check_given(name, input_name, dims, shape) -> None:
+    if dims and len(dims) != len(shape):
+        raise UsageError(f"{name}: input '{input_name}' has rank {len(dims)}, "
+                         f"--input-shape gives rank {len(shape)}")
+    clash = [k for k, (d, s) in enumerate(zip(dims, shape)) if dim_size(d) not in (None, s)]
+    if clash:
+        which = ", ".join(f"axis {k} is {dim_size(dims[k])}" for k in clash)
+        raise UsageError(f"{name}: input '{input_name}' has shape {dims_text(dims)} ({which}), "
+                         f"--input-shape gives {'x'.join(map(str, shape))}")
+
+
+def _needed_message(needed, several: bool) -> str:
+    parts, examples = [], []
+    for input_name, what, labels, example in needed:
+        dims = "its whole shape" if labels == ["all"] else " and ".join(labels)
+        parts.append(f"input '{input_name}' has {what}: --input-shape must give {dims}")
+        if example is not None:
+            examples.append(f"{input_name}:{example}" if several else example)
+    hint = f" (e.g. --input-shape {','.join(examples)})" if examples else ""
+    return "; ".join(parts) + hint
 
 
 def normalise(proto: onnx.ModelProto) -> onnx.ModelProto:

@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from ..frontend.shapes import static_shape as _static_shape
 from .types import Fixup, Member, Slice
 
 
@@ -186,15 +187,3 @@ class Context:
 
     def fixup(self, node, kind: str, ids: np.ndarray, **data) -> None:
         self.fixups.append(Fixup(node.name, kind, np.asarray(ids, dtype=np.int64), data))
-
-
-def _static_shape(vi: onnx.ValueInfoProto) -> tuple[int, ...] | None:
-    t = vi.type
-    if not t.HasField("tensor_type") or not t.tensor_type.HasField("shape"):
-        return None
-    dims = []
-    for d in t.tensor_type.shape.dim:
-        if not d.HasField("dim_value"):
-            return None
-        dims.append(int(d.dim_value))
-    return tuple(dims)

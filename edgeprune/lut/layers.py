@@ -14,6 +14,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import UsageError
+from ..frontend.shapes import declared_dims
 
 # Activations ONNX Runtime fuses into Conv/Gemm (FusedConv, FusedGemm, NCHWc conv).
 FUSABLE_ACTIVATIONS = ("Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "Tanh")
@@ -118,7 +119,7 @@ def _shapes(proto) -> dict[str, tuple[int, ...]]:
     for vi in list(proto.graph.value_info) + list(proto.graph.input) + list(proto.graph.output):
         t = vi.type.tensor_type
         if t.HasField("shape"):
-            out[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim)
+            out[vi.name] = tuple(-1 if d is None else d for d in declared_dims(vi))  # -1: dynamic
     for t in proto.graph.initializer:
         out[t.name] = tuple(t.dims)
     return out

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from ..devices.energy import ESTIMATE_SOURCE, estimate_mj
 from ..errors import UsageError
+from ..frontend.shapes import declared_dims
 from .interp import GridInterpolator, LutMiss
 from .layers import Layer, Signature, model_layers
 from .table import Lut
@@ -33,8 +34,8 @@ def structure_key(model) -> str:
             if a.name not in _CHANNEL_ATTRS and a.type != a.TENSOR:
                 h.update(a.SerializeToString())
     for i in proto.graph.input:
-        dims = i.type.tensor_type.shape.dim
-        h.update(",".join(str(d.dim_value) for d in dims).encode())
+        dims = declared_dims(i) or ()
+        h.update(",".join("0" if d is None else str(d) for d in dims).encode())   # 0: dynamic
     return h.hexdigest()[:16]
 
 
