@@ -23,6 +23,8 @@ from .errors import UsageError
 from .gates import GateResult, Measured, check_limits, evaluate, raise_if_failed
 from .outdir import ArtifactDir, check_outdir, sha256_file
 from .progress import Stages
+from .provenance import provenance
+from .verify import REFERENCE
 
 BACKENDS = ("ort", "tvm")
 QUANTIZE = ("none", "int8")
@@ -329,6 +331,10 @@ class _Run:
         with S.stage("model", "load / export model") as st:
             self.source = src = load_source(req, self.workdir)
             st.note(f"{src.model.name}: {len(src.model.proto.graph.node)} nodes")
+            # the dense reference travels with the artifact: `verify` of a moved or downloaded
+            # artifact re-checks fidelity from it (hash-checked in the manifest), not from the
+            # source path of this machine
+            save_model(src.model.proto, self.staging / REFERENCE)
         with S.stage("analyse", "channel analysis") as st:
             self.analysis = analysis = analyze(src.model)
             if not analysis.prunable():
@@ -596,6 +602,7 @@ class _Run:
         return {
             "format": "edgeprune-artifact",
             "edgeprune_version": __version__,
+            "provenance": provenance(self.runtime, getattr(self.costs.latency_model, "lut", None)),
             "source": self.source.info,
             "target": target,
             "budget": {**self.budget.to_json(), "limit_ms": lat_limit, "limit_mj": en_limit},

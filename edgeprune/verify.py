@@ -17,6 +17,10 @@ import numpy as np
 from .errors import DeviceError
 
 MEASURE_REPEATS = 30
+# the dense model the artifact was built from, as compile loaded it: `verify` re-checks
+# fidelity against it wherever the artifact folder has been moved (listed and hashed in the
+# manifest like every file; not deployed, not weighed by --max-size)
+REFERENCE = "reference/dense.onnx"
 MEASURE_MIN_SECONDS = 1.0
 
 
@@ -149,11 +153,17 @@ def check_files(root: Path, manifest: dict[str, Any]) -> None:
             raise UsageError(f"{root}: {rel} does not match its sha256 in the manifest (changed or corrupt)")
 
 
-def _dense_reference(manifest: dict[str, Any], workdir: Path):
-    """The dense source model again, refused if it is not byte-identical to the compiled one."""
+def _dense_reference(manifest: dict[str, Any], workdir: Path, root: Path | None = None):
+    """The dense model the artifact was built from: the copy the artifact carries (its hash
+    already checked against the manifest), else (artifacts built before it carried one) the
+    source model again, refused if it is not byte-identical to the compiled one."""
     from .errors import UsageError
     from .frontend.resolve import resolve_model
 
+    if root is not None and REFERENCE in manifest.get("files", {}):
+        from .frontend.load import load_model
+
+        return load_model(root / REFERENCE)
     src = manifest["source"]
     if src["kind"] == "module":
         raise UsageError("the artifact was compiled from an in-memory nn.Module: the dense reference "
@@ -224,7 +234,7 @@ def reverify(root: Path, manifest: dict[str, Any], data: str | None = None, imag
                      + ("not runnable here" if err is None else f"{err:.3g}"))
         fidelity = None
         if spec:
-            dense = _dense_reference(manifest, Path(tmp))
+            dense = _dense_reference(manifest, Path(tmp), root)
             cand = checked.outputs if checked.outputs is not None else outputs(deployed, inputs)
             fidelity = compare(outputs(dense, inputs), cand)
             lines.append(f"fidelity vs dense: top-1 agreement {fidelity.top1_agreement:.1%}, "
