@@ -1,32 +1,83 @@
 """How closely a candidate (pruned, recovered, int8) model follows the dense model.
 
-Top-1 agreement is the fraction of samples (and, for dense outputs such as segmentation
-maps, positions) where the argmax over the class axis (axis 1) of the first output is the
-same; max abs error is the largest difference over every output value. Both are measured
-on the same inputs with ONNX Runtime on the host.
+Every output is compared by its **relative error** (‖candidate − dense‖ / ‖dense‖ over all
+its values) and its **cosine similarity** (per sample, then averaged); an output with a
+class axis (`edgeprune.outputs`: `[N, K]` logits or a `[N, K, H, W]` class map) also by
+**top-1 agreement** (the fraction of samples, and positions for dense maps, where the argmax
+over axis 1 is the same); a YOLO-style detection output by **box recall**: boxes decoded
+from both models (score ≥ 0.25, per-class NMS), and the mean over samples of the share of
+the dense model's boxes a candidate box of the same class covers at IoU ≥ 0.5.
+
+One figure is the fidelity `--min-fidelity` judges (`metric` and `score`), by what the
+outputs are:
+1. a detection output on which the dense model finds boxes → box recall at IoU 0.5;
+2. else a first output with a class axis → its top-1 agreement (classifiers, segmenters
+   with class maps);
+3. else → cosine similarity, the lowest over the outputs (heat maps, regressions).
+Max abs error is the largest difference over every output value. All are measured on the
+same inputs with ONNX Runtime on the host.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 import numpy as np
 import onnx
 
 from .frontend.load import Model
+from .outputs import CLASSES, DETECTION, MATCH_IOU, NMS, box_agreement, kind_of
 from .recover.probe import Calib, Probe
+
+TOP1 = "top-1 agreement"
+BOX_RECALL = f"box recall at IoU {MATCH_IOU}"
+COSINE = "cosine similarity"
+
+
+@dataclass(frozen=True)
+class OutputFidelity:
+    """One output compared with the dense model's."""
+
+    index: int
+    shape: tuple[int, ...]
+    kind: str                           # edgeprune.outputs: classes, detection, nms, dense
+    relative_error: float
+    cosine: float
+    top1_agreement: float | None = None  # only where the output has a class axis
+    box_recall: float | None = None      # only for detection outputs where dense found boxes
+    box_precision: float | None = None
+    dense_boxes: int | None = None
+
+    def to_json(self) -> dict:
+        out = {"index": self.index, "shape": list(self.shape), "kind": self.kind,
+               "relative_error": self.relative_error, "cosine": self.cosine}
+        for key in ("top1_agreement", "box_recall", "box_precision", "dense_boxes"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
 
 
 @dataclass(frozen=True)
 class Fidelity:
-    top1_agreement: float   # in [0, 1]
+    top1_agreement: float | None   # of the first output, where it has a class axis
     max_abs_error: float
     samples: int
+    metric: str = TOP1             # what `score` is, and what --min-fidelity judges
+    score: float | None = None     # in [0, 1]
+    outputs: tuple[OutputFidelity, ...] = field(default=(), compare=False)
+
+    def __post_init__(self):
+        if self.score is None and self.top1_agreement is not None and self.metric == TOP1:
+            object.__setattr__(self, "score", self.top1_agreement)
 
     def to_json(self) -> dict:
-        return {"top1_agreement": self.top1_agreement, "max_abs_error": self.max_abs_error,
-                "samples": self.samples}
+        out = {"top1_agreement": self.top1_agreement, "max_abs_error": self.max_abs_error,
+               "samples": self.samples}
+        if self.outputs:
+            out.update({"metric": self.metric, "score": self.score,
+                        "outputs": [o.to_json() for o in self.outputs]})
+        return out
 
 
 def outputs(model: Model | onnx.ModelProto, data: Calib) -> list[np.ndarray]:
@@ -37,22 +88,65 @@ def outputs(model: Model | onnx.ModelProto, data: Calib) -> list[np.ndarray]:
     return [np.concatenate(parts, axis=0) for parts in zip(*chunks)]
 
 
+def _cosine(r: np.ndarray, c: np.ndarray) -> float:
+    r, c = r.reshape(len(r), -1), c.reshape(len(c), -1)
+    nr, nc = np.linalg.norm(r, axis=1), np.linalg.norm(c, axis=1)
+    dot = np.sum(r * c, axis=1)
+    both_zero = (nr == 0) & (nc == 0)
+    cos = np.where(both_zero, 1.0, dot / np.maximum(nr * nc, 1e-300))
+    return float(np.mean(np.clip(cos, -1.0, 1.0))) if len(cos) else 1.0
+
+
+def _relative_error(r: np.ndarray, c: np.ndarray) -> float:
+    ref = float(np.linalg.norm(r))
+    diff = float(np.linalg.norm(c - r))
+    return diff / ref if ref > 0 else (0.0 if diff == 0 else float("inf"))
+
+
+def compare_output(index: int, ref: np.ndarray, cand: np.ndarray) -> OutputFidelity:
+    r, c = ref.astype(np.float64), cand.astype(np.float64)
+    kind = kind_of(ref.shape)
+    top1 = recall = precision = boxes = None
+    if kind.kind == CLASSES:
+        top1 = float(np.mean(ref.argmax(1) == cand.argmax(1)))
+    if kind.kind in (DETECTION, NMS):
+        agreement = box_agreement(ref, cand, kind)
+        recall, precision, boxes = agreement.recall, agreement.precision, agreement.dense_boxes
+    return OutputFidelity(index, tuple(int(d) for d in ref.shape), kind.kind, _relative_error(r, c),
+                          _cosine(r, c), top1, recall, precision, boxes)
+
+
 def compare(reference: list[np.ndarray], candidate: list[np.ndarray]) -> Fidelity:
     if len(reference) != len(candidate):
         raise ValueError(f"{len(reference)} reference outputs, {len(candidate)} candidate outputs")
     for r, c in zip(reference, candidate):
         if r.shape != c.shape:
             raise ValueError(f"output shapes differ: {r.shape} vs {c.shape}")
-    ref, cand = reference[0], candidate[0]
-    axis = 1 if ref.ndim > 1 else 0
-    agree = float(np.mean(ref.argmax(axis) == cand.argmax(axis)))
-    err = max(float(np.max(np.abs(r.astype(np.float64) - c.astype(np.float64)))) for r, c in zip(reference, candidate))
-    return Fidelity(agree, err, len(ref))
+    per = tuple(compare_output(i, r, c) for i, (r, c) in enumerate(zip(reference, candidate)))
+    err = max(float(np.max(np.abs(r.astype(np.float64) - c.astype(np.float64)), initial=0.0))
+              for r, c in zip(reference, candidate))
+    samples = len(reference[0]) if reference[0].ndim else 1
+    first = per[0]
+    detected = next((o for o in per if o.box_recall is not None), None)
+    if detected is not None:
+        metric, score = BOX_RECALL, detected.box_recall
+    elif first.top1_agreement is not None:
+        metric, score = TOP1, first.top1_agreement
+    else:
+        metric, score = COSINE, max(0.0, min(o.cosine for o in per))
+    return Fidelity(first.top1_agreement, err, samples, metric, score, per)
 
 
 def fidelity(dense: Model | onnx.ModelProto, candidate: Model | onnx.ModelProto, data: Calib) -> Fidelity:
-    """Top-1 agreement and max abs error of `candidate` against `dense` on `data`."""
+    """Per-output agreement and max abs error of `candidate` against `dense` on `data`."""
     return compare(outputs(dense, data), outputs(candidate, data))
+
+
+def describe(f: Mapping) -> str:
+    """One line for a Fidelity's JSON: the judged metric and its value."""
+    metric = f.get("metric", TOP1)
+    score = f.get("score", f.get("top1_agreement"))
+    return f"{metric} {score:.1%}" if score is not None else f"{metric} —"
 
 
 def accuracy(model: Model | onnx.ModelProto, data: Mapping[str, np.ndarray], labels: np.ndarray) -> float:

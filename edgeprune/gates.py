@@ -4,8 +4,11 @@
                         measured there — the gate says which)
     --max-energy MJ     energy per inference: measured where a sensor exists, else the
                         analytical estimate (marked so)
-    --min-fidelity F    top-1 agreement of the deployed model with the dense model, 0..1
-                        (needs DATA: agreement on random inputs means nothing)
+    --min-fidelity F    agreement of the deployed model with the dense model on DATA, 0..1
+                        (needs DATA: agreement on random inputs means nothing), judged by
+                        what the outputs are (edgeprune.fidelity): box recall at IoU 0.5
+                        for YOLO-style detectors, top-1 agreement for classifiers and class
+                        maps, the lowest cosine similarity over the outputs otherwise
     --max-size MB       size of the deployed model file(s), 1 MB = 10^6 bytes
 """
 
@@ -33,7 +36,9 @@ def gate_options(fn):
     fn = click.option("--max-size", type=float, default=None,
                       help="Gate: deployed model size in MB (10^6 bytes).")(fn)
     fn = click.option("--min-fidelity", type=float, default=None,
-                      help="Gate: top-1 agreement with the dense model on DATA, 0..1.")(fn)
+                      help="Gate: agreement with the dense model on DATA, 0..1: top-1 agreement "
+                           "(classifiers, class maps), box recall at IoU 0.5 (YOLO-style detectors), "
+                           "else cosine similarity (heat maps, regressions); the report names it.")(fn)
     fn = click.option("--max-energy", type=float, default=None,
                       help="Gate: energy per inference in mJ (measured, else estimated).")(fn)
     return click.option("--max-latency", type=float, default=None,

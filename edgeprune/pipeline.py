@@ -682,8 +682,8 @@ def measured_from(manifest: dict[str, Any], root: Path) -> Measured:
     size = sum((root / f).stat().st_size for f in files if (root / f).is_file()) / 1e6 if files else None
     return Measured(
         latency_ms=latency, latency_source=lsrc, energy_mj=energy, energy_source=esrc,
-        fidelity=last["top1_agreement"] if last else None,
-        fidelity_source=f"top-1 agreement of the {which} model with the dense model on "
+        fidelity=last.get("score", last["top1_agreement"]) if last else None,
+        fidelity_source=f"{last.get('metric', 'top-1 agreement')} of the {which} model with the dense model on "
                         f"{last['samples']} DATA samples" if last else "no DATA",
         size_mb=size, size_source=", ".join(files))
 

@@ -237,7 +237,7 @@ def reverify(root: Path, manifest: dict[str, Any], data: str | None = None, imag
             dense = _dense_reference(manifest, Path(tmp), root)
             cand = checked.outputs if checked.outputs is not None else outputs(deployed, inputs)
             fidelity = compare(outputs(dense, inputs), cand)
-            lines.append(f"fidelity vs dense: top-1 agreement {fidelity.top1_agreement:.1%}, "
+            lines.append(f"fidelity vs dense: {fidelity.metric} {fidelity.score:.1%}, "
                          f"max abs error {fidelity.max_abs_error:.4g} ({fidelity.samples} samples)")
     lat, en = manifest["latency_ms"], manifest["energy_mj"]
     if info.get("measured_median_ms") is not None:
@@ -254,8 +254,8 @@ def reverify(root: Path, manifest: dict[str, Any], data: str | None = None, imag
     files = info["deployed_files"]
     size = sum((root / f).stat().st_size for f in files) / 1e6
     measured = Measured(latency_ms=latency, latency_source=lsrc, energy_mj=energy, energy_source=esrc,
-                        fidelity=None if fidelity is None else fidelity.top1_agreement,
+                        fidelity=None if fidelity is None else fidelity.score,
                         fidelity_source="no DATA" if fidelity is None else
-                        f"top-1 agreement with the dense model on {fidelity.samples} samples of {spec}",
+                        f"{fidelity.metric} with the dense model on {fidelity.samples} samples of {spec}",
                         size_mb=size, size_source=", ".join(files))
     return Reverified(measured, lines)

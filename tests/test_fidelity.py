@@ -17,7 +17,10 @@ def test_agreement_counts_matching_argmax_and_error_takes_the_worst_value():
     cand = [ref[0] + np.array([[0, 0, 0], [0, 0, 2.5], [0, 0, 0.1], [0, 0, 0]])]
     f = compare(ref, cand)
     assert f == Fidelity(top1_agreement=0.75, max_abs_error=2.5, samples=4)
-    assert f.to_json() == {"top1_agreement": 0.75, "max_abs_error": 2.5, "samples": 4}
+    j = f.to_json()
+    assert {k: j[k] for k in ("top1_agreement", "max_abs_error", "samples", "metric", "score")} == \
+        {"top1_agreement": 0.75, "max_abs_error": 2.5, "samples": 4, "metric": "top-1 agreement", "score": 0.75}
+    assert j["outputs"][0]["kind"] == "classes" and j["outputs"][0]["top1_agreement"] == 0.75
 
 
 def test_dense_outputs_agree_per_position():

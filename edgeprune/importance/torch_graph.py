@@ -3,8 +3,14 @@
 A small interpreter of the ops the channel analysis knows (onnx2torch would do this, but
 it requires torchvision, which does not import beside this torch). Float initializers
 become tensors the caller may mark `requires_grad`; integer ones (shapes, axes, indices)
-stay numpy and are read as attributes. An op it does not know is a UsageError naming the
-node — the caller can then give the PyTorch model instead.
+stay numpy and are read as attributes. An op it does not know, or one that fails when run,
+is a UsageError naming the node — the caller can then give the PyTorch model instead.
+
+Exporters often hard-code batch 1 in Reshape/Expand constants (YOLO exports reshape to
+`[1, 4, 16, anchors]`). A graph whose inputs declare batch 1 is therefore checked once on
+the first batch of more than one sample: when running the batch at once fails or differs
+from running its samples one by one, every later batch runs sample by sample (the same
+parameters, so gradients add up as for a batch).
 """
 
 from __future__ import annotations
@@ -32,17 +38,60 @@ class TorchGraph:
         self.input_names = [i.name for i in self.graph.input if i.name not in self.consts]
         self.output_names = [o.name for o in self.graph.output]
         for node in self.graph.node:
+            if node.domain in ("", "ai.onnx") and node.op_type in _REFUSED:
+                raise UsageError(f"taylor: cannot run {node.op_type} (node '{node.name}'): "
+                                 f"{_REFUSED[node.op_type]}")
             if node.domain not in ("", "ai.onnx") or node.op_type not in OPS:
                 raise UsageError(f"taylor: cannot differentiate {node.op_type} (node '{node.name}') "
                                  f"in the ONNX model; give the PyTorch model instead")
 
+        # inputs declaring batch 1: the graph may hard-code it (decided on the first batch)
+        self.batch_one = any(_dim0(i) == 1 for i in self.graph.input if i.name in self.input_names)
+        self.per_sample: bool | None = None if self.batch_one else False
+
     def __call__(self, feeds: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
+        n = _batch(feeds)
+        if n <= 1:
+            return self._run(feeds)
+        if self.per_sample is None:
+            self.per_sample = not self._batch_runs(feeds)
+        if not self.per_sample:
+            return self._run(feeds)
+        runs = [self._run({k: v[i:i + 1] for k, v in feeds.items()}) for i in range(n)]
+        return [torch.cat([_t(r[j]) for r in runs], dim=0) for j in range(len(self.output_names))]
+
+    def _batch_runs(self, feeds: Mapping[str, torch.Tensor]) -> bool:
+        """Whether running a batch at once gives what running its samples one by one gives."""
+        with torch.no_grad():
+            try:
+                whole = self._run(feeds)
+            except UsageError:
+                return False
+            for i in range(min(2, _batch(feeds))):
+                one = self._run({k: v[i:i + 1] for k, v in feeds.items()})
+                for w, o in zip(whole, one):
+                    w, o = _t(w), _t(o)
+                    if w.dim() == 0 or w.shape[0] != _batch(feeds) or w.shape[1:] != o.shape[1:]:
+                        return False
+                    if not torch.allclose(w[i:i + 1].double(), o.double(), rtol=1e-3,
+                                          atol=1e-4 * max(1.0, float(o.abs().max()) if o.numel() else 1.0)):
+                        return False
+        return True
+
+    def _run(self, feeds: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
         env: dict[str, object] = dict(self.params)
         env.update(feeds)
         for node in self.graph.node:
-            args = [None if not n else env[n] if n in env else self.consts[n] for n in node.input]
+            args = [None if not n else env[n] if n in env else _t(self.consts[n]) for n in node.input]
             attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-            out = OPS[node.op_type](args, attrs)
+            try:
+                out = OPS[node.op_type](args, attrs)
+            except UsageError as e:
+                raise UsageError(f"{e} (node '{node.name}')") from None
+            except Exception as e:  # noqa: BLE001 - any failure of an op is the model's, named
+                detail = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+                raise UsageError(f"taylor: cannot run {node.op_type} (node '{node.name}') in PyTorch: "
+                                 f"{detail}; give the PyTorch model instead, or --criterion l1") from None
             outs = out if isinstance(out, (list, tuple)) else [out]
             for name, value in zip(node.output, outs):
                 if name:
@@ -50,12 +99,25 @@ class TorchGraph:
         return [env[n] for n in self.output_names]
 
 
+def _dim0(value_info) -> int | None:
+    dims = value_info.type.tensor_type.shape.dim
+    return dims[0].dim_value if dims and dims[0].HasField("dim_value") else None
+
+
+def _batch(feeds: Mapping[str, torch.Tensor]) -> int:
+    first = next(iter(feeds.values()), None)
+    return int(first.shape[0]) if first is not None and first.dim() else 1
+
+
 def _np(x) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
 def _t(x) -> torch.Tensor:
-    return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.array(x))
+    if isinstance(x, torch.Tensor):
+        return x
+    arr = np.array(x)
+    return torch.from_numpy(arr.astype(np.float32) if arr.dtype == np.float64 else arr)
 
 
 def _ints(x) -> list[int]:
@@ -215,7 +277,7 @@ def _gather(args, attrs):
     axis = int(attrs.get("axis", 0)) % x.dim()
     idx = np.where(idx < 0, idx + x.shape[axis], idx)
     out = torch.index_select(x, axis, torch.from_numpy(idx.reshape(-1)))
-    return out.reshape(*x.shape[:axis], *idx.shape, *x.shape[axis + 1:])
+    return out.reshape((*x.shape[:axis], *idx.shape, *x.shape[axis + 1:]))
 
 
 def _pad(args, attrs):
@@ -298,6 +360,123 @@ def _binary(fn):
     return lambda args, attrs: fn(_t(args[0]), _t(args[1]))
 
 
+def _div(args, attrs):
+    a, b = _t(args[0]), _t(args[1])
+    if not a.is_floating_point() and not b.is_floating_point():
+        return torch.div(a, b, rounding_mode="trunc")   # ONNX integer Div truncates
+    return a / b
+
+
+_ONNX_DTYPES = {1: torch.float32, 2: torch.uint8, 3: torch.int8, 5: torch.int16, 6: torch.int32,
+                7: torch.int64, 9: torch.bool, 10: torch.float16, 11: torch.float64}
+
+
+def _dtype(code) -> torch.dtype:
+    if int(code) not in _ONNX_DTYPES:
+        raise UsageError(f"taylor: data type {code} is not supported")
+    return _ONNX_DTYPES[int(code)]
+
+
+def _cast(args, attrs):
+    x = _t(args[0])
+    to = _dtype(attrs["to"])
+    return x.to(to) if not (x.is_floating_point() and to.is_floating_point) else x.to(torch.float32)
+
+
+def _constant(args, attrs):
+    if "value" in attrs:
+        return _t(numpy_helper.to_array(attrs["value"]))
+    for key in ("value_float", "value_int"):
+        if key in attrs:
+            return torch.tensor(attrs[key])
+    for key in ("value_floats", "value_ints"):
+        if key in attrs:
+            return torch.tensor(list(attrs[key]))
+    raise UsageError("taylor: a Constant without a numeric value is not supported")
+
+
+def _constant_of_shape(args, attrs):
+    value = _t(numpy_helper.to_array(attrs["value"])) if "value" in attrs else torch.tensor([0.0])
+    return torch.full(_ints(args[0]), value.reshape(-1)[0].item(), dtype=value.dtype)
+
+
+def _expand(args, attrs):
+    x = _t(args[0])
+    shape = torch.broadcast_shapes(tuple(x.shape), tuple(_ints(args[1])))
+    return x.expand(shape)
+
+
+def _tile(args, attrs):
+    return _t(args[0]).repeat(*_ints(args[1]))
+
+
+def _range(args, attrs):
+    start, limit, delta = (_t(a).reshape(()) for a in args[:3])
+    return torch.arange(start.item(), limit.item(), delta.item(),
+                        dtype=torch.promote_types(start.dtype, delta.dtype))
+
+
+def _where(args, attrs):
+    return torch.where(_t(args[0]).bool(), _t(args[1]), _t(args[2]))
+
+
+def _prelu(args, attrs):
+    x, slope = _t(args[0]), _t(args[1])
+    return torch.where(x >= 0, x, x * slope)
+
+
+def _instance_norm(args, attrs):
+    x, scale, bias = args[0], _t(args[1]), _t(args[2])
+    return F.instance_norm(x, weight=scale, bias=bias, eps=float(attrs.get("epsilon", 1e-5)))
+
+
+def _depth_to_space(args, attrs):
+    mode = attrs.get("mode", b"DCR")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    x, b = args[0], int(attrs["blocksize"])
+    if mode == "CRD":
+        return F.pixel_shuffle(x, b)
+    n, c, h, w = x.shape
+    x = x.reshape(n, b, b, c // (b * b), h, w).permute(0, 3, 4, 1, 5, 2)
+    return x.reshape(n, c // (b * b), h * b, w * b)
+
+
+def _space_to_depth(args, attrs):
+    x, b = args[0], int(attrs["blocksize"])
+    n, c, h, w = x.shape
+    x = x.reshape(n, c, h // b, b, w // b, b).permute(0, 3, 5, 1, 2, 4)
+    return x.reshape(n, c * b * b, h // b, w // b)
+
+
+def _argmax(fn):
+    def run(args, attrs):
+        x = _t(args[0])
+        axis = int(attrs.get("axis", 0))
+        out = fn(x, dim=axis, keepdim=bool(attrs.get("keepdims", 1)))
+        return out
+    return run
+
+
+def _topk(args, attrs):
+    x, k = _t(args[0]), _ints(args[1])[0]
+    values, indices = torch.topk(x, k, dim=int(attrs.get("axis", -1)), largest=bool(attrs.get("largest", 1)),
+                                 sorted=bool(attrs.get("sorted", 1)))
+    return [values, indices]
+
+
+def _cumsum(args, attrs):
+    if attrs.get("exclusive", 0) or attrs.get("reverse", 0):
+        raise UsageError("taylor: CumSum with exclusive or reverse is not supported")
+    return torch.cumsum(_t(args[0]), dim=_ints(args[1])[0])
+
+
+def _einsum(args, attrs):
+    eq = attrs["equation"]
+    return torch.einsum(eq.decode() if isinstance(eq, bytes) else eq, *map(_t, args))
+
+
+
+
 def _softmax(fn):
     return lambda args, attrs: fn(args[0], dim=int(attrs.get("axis", -1)))
 
@@ -306,7 +485,7 @@ OPS: dict[str, Callable] = {
     "Conv": _conv, "ConvTranspose": _conv_transpose, "BatchNormalization": _batchnorm,
     "Gemm": _gemm, "MatMul": _binary(torch.matmul),
     "Add": _binary(torch.add), "Sub": _binary(torch.sub), "Mul": _binary(torch.mul),
-    "Div": _binary(torch.div), "Pow": _binary(torch.pow),
+    "Div": _div, "Pow": _binary(torch.pow), "Mod": _binary(torch.fmod),
     "Max": lambda a, k: torch.stack(torch.broadcast_tensors(*map(_t, a))).amax(0),
     "Min": lambda a, k: torch.stack(torch.broadcast_tensors(*map(_t, a))).amin(0),
     "Relu": lambda a, k: F.relu(a[0]), "Sigmoid": lambda a, k: torch.sigmoid(a[0]),
@@ -330,4 +509,43 @@ OPS: dict[str, Callable] = {
     "ReduceMax": _reduce(torch.amax),
     "Softmax": _softmax(torch.softmax), "LogSoftmax": _softmax(torch.log_softmax),
     "LayerNormalization": _layernorm,
+    "Shape": lambda a, k: torch.tensor(list(a[0].shape)[k.get("start", 0):k.get("end", None)], dtype=torch.int64),
+    "Size": lambda a, k: torch.tensor(_t(a[0]).numel(), dtype=torch.int64),
+    "Constant": _constant, "ConstantOfShape": _constant_of_shape, "Cast": _cast,
+    "CastLike": lambda a, k: _t(a[0]).to(_t(a[1]).dtype),
+    "Expand": _expand, "Tile": _tile, "Range": _range, "Where": _where,
+    "Equal": _binary(torch.eq), "Less": _binary(torch.lt), "Greater": _binary(torch.gt),
+    "LessOrEqual": _binary(torch.le), "GreaterOrEqual": _binary(torch.ge),
+    "And": _binary(torch.logical_and), "Or": _binary(torch.logical_or), "Not": lambda a, k: ~_t(a[0]).bool(),
+    "Sum": lambda a, k: torch.stack(torch.broadcast_tensors(*map(_t, a))).sum(0),
+    "Mean": lambda a, k: torch.stack(torch.broadcast_tensors(*map(_t, a))).mean(0),
+    "Floor": lambda a, k: torch.floor(a[0]), "Ceil": lambda a, k: torch.ceil(a[0]),
+    "Round": lambda a, k: torch.round(a[0]), "Sign": lambda a, k: torch.sign(a[0]),
+    "Log": lambda a, k: torch.log(a[0]), "Sin": lambda a, k: torch.sin(a[0]),
+    "Cos": lambda a, k: torch.cos(a[0]),
+    "Softplus": lambda a, k: F.softplus(a[0]), "Softsign": lambda a, k: F.softsign(a[0]),
+    "Elu": lambda a, k: F.elu(a[0], float(k.get("alpha", 1.0))),
+    "Selu": lambda a, k: F.selu(a[0]), "Mish": lambda a, k: F.mish(a[0]),
+    "PRelu": _prelu, "InstanceNormalization": _instance_norm,
+    "DepthToSpace": _depth_to_space, "SpaceToDepth": _space_to_depth,
+    "ReduceMin": _reduce(torch.amin), "ReduceProd": _reduce(lambda x, dim, keepdim: _prod(x, dim, keepdim)),
+    "ReduceL2": _reduce(lambda x, dim, keepdim: torch.sqrt((x * x).sum(dim=dim, keepdim=keepdim))),
+    "ReduceSumSquare": _reduce(lambda x, dim, keepdim: (x * x).sum(dim=dim, keepdim=keepdim)),
+    "ArgMax": _argmax(torch.argmax), "ArgMin": _argmax(torch.argmin), "TopK": _topk,
+    "CumSum": _cumsum, "Einsum": _einsum,
 }
+
+# ops refused up front, with the reason and what to do instead
+_REFUSED = {
+    "NonMaxSuppression": "non-maximum suppression inside the graph has no gradient; export the "
+                         "model without NMS, give the PyTorch model, or use --criterion l1",
+    "If": "control flow inside the graph is not supported; give the PyTorch model, or use --criterion l1",
+    "Loop": "control flow inside the graph is not supported; give the PyTorch model, or use --criterion l1",
+    "Scan": "control flow inside the graph is not supported; give the PyTorch model, or use --criterion l1",
+}
+
+
+def _prod(x, dim, keepdim):
+    for d in sorted(dim, reverse=True):
+        x = torch.prod(x, dim=d, keepdim=keepdim)
+    return x

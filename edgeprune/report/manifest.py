@@ -20,7 +20,10 @@ FORMAT = "edgeprune-artifact"
 _NUM = {"type": "number"}
 _NUM_OR_NULL = {"type": ["number", "null"]}
 _FIDELITY = {"type": "object", "required": ["top1_agreement", "max_abs_error", "samples"],
-             "properties": {"top1_agreement": {"type": "number", "minimum": 0, "maximum": 1},
+             "properties": {"top1_agreement": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                            "metric": {"type": "string"},
+                            "score": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                            "outputs": {"type": "array"},
                             "max_abs_error": _NUM, "samples": {"type": "integer"}}}
 _BEFORE_AFTER = {"type": "object", "required": ["before", "after"],
                  "properties": {"before": {"type": "integer"}, "after": {"type": "integer"}}}

@@ -50,6 +50,45 @@ def stages(m: dict[str, Any]) -> dict[str, Any]:
     return {k: found[k] for k in (*STAGES, *sorted(set(found) - set(STAGES))) if k in found}
 
 
+_METRIC_WHY = {
+    "top-1 agreement": "the first output has a class axis: the share of samples (and positions, "
+                       "for class maps) where dense and pruned pick the same class",
+    "box recall at IoU 0.5": "a YOLO-style detection output: boxes decoded from both models (score "
+                             "≥ 0.25, per-class NMS), the mean share of the dense model's boxes "
+                             "matched by a box of the same class at IoU ≥ 0.5",
+    "cosine similarity": "no output has a class axis or decodable boxes: the lowest, over the "
+                         "outputs, of the mean per-sample cosine similarity to the dense output",
+}
+
+
+def _pct(v) -> str:
+    return "—" if v is None else f"{v:.1%}"
+
+
+def _score(v: dict[str, Any], named: bool = False) -> str:
+    score = v.get("score", v.get("top1_agreement"))
+    text = "—" if score is None else (f"{score:.3f}" if v.get("metric") == "cosine similarity" else f"{score:.1%}")
+    return f"{v.get('metric', 'top-1 agreement')} {text}" if named else text
+
+
+def _per_output(found: dict[str, Any]) -> list[str]:
+    """Every output of the last stage measured: its kind and each metric that applies."""
+    last = next((found[s] for s in ("artifact", "int8", "recovered", "pruned") if s in found), None)
+    if not last or not last.get("outputs"):
+        return []
+    which = next(s for s in ("artifact", "int8", "recovered", "pruned") if s in found)
+    rows = []
+    for o in last["outputs"]:
+        boxes = "—" if o.get("box_recall") is None else \
+            f"{o['box_recall']:.1%} recall, {_pct(o.get('box_precision'))} precision ({o.get('dense_boxes')} dense boxes)"
+        if o["kind"] in ("detection", "nms") and o.get("box_recall") is None:
+            boxes = "no dense boxes at score ≥ 0.25"
+        rows.append([str(o["index"]), "x".join(map(str, o["shape"])), o["kind"], f"{o['relative_error']:.4g}",
+                     f"{o['cosine']:.4f}", _pct(o.get("top1_agreement")), boxes])
+    return ["", f"Per output ({which}):", ""] + _table(
+        ["output", "shape", "kind", "relative error", "cosine", "top-1 agreement", "boxes"], rows)
+
+
 def headline(m: dict[str, Any]) -> list[str]:
     """The few lines `make demo` and CI logs print."""
     lat, en = m["latency_ms"], m["energy_mj"]
@@ -66,8 +105,9 @@ def headline(m: dict[str, Any]) -> list[str]:
                  + (f", {_f(en['measured'])} mJ measured ({en['measured_source']})" if en.get("measured") else ""))
     fid = stages(m)
     if fid:
-        lines.append("fidelity (top-1 agreement with dense): "
-                     + ", ".join(f"{k} {v['top1_agreement']:.1%}" for k, v in fid.items()))
+        metric = next(iter(fid.values())).get("metric", "top-1 agreement")
+        lines.append(f"fidelity ({metric} with dense): "
+                     + ", ".join(f"{k} {_score(v)}" for k, v in fid.items()))
     else:
         lines.append("fidelity: not measured (no DATA)")
     gates = m.get("gates") or {}
@@ -120,9 +160,13 @@ def render(m: dict[str, Any]) -> str:
         d = fid["data"]
         out += [f"On {d.get('evaluation_samples')} {d.get('evaluation')} samples of DATA "
                 f"({d.get('samples')} in all, {d.get('calibration')} used for calibration).", ""]
-        out += _table(["stage", "top-1 agreement", "max abs error", "samples"], [
-            [k, f"{v['top1_agreement']:.1%}", f"{v['max_abs_error']:.4g}", str(v["samples"])]
-            for k, v in stages(m).items()])
+        found = stages(m)
+        metric = next(iter(found.values())).get("metric", "top-1 agreement") if found else "top-1 agreement"
+        out += [f"`--min-fidelity` judges **{metric}** ({_METRIC_WHY.get(metric, '')}).", ""]
+        out += _table(["stage", metric, "top-1 agreement", "max abs error", "samples"], [
+            [k, _score(v), _pct(v.get("top1_agreement")), f"{v['max_abs_error']:.4g}", str(v["samples"])]
+            for k, v in found.items()])
+        out += _per_output(found)
     else:
         out += ["**No DATA was given**: only data-free criteria ran (importance: "
                 f"`{m['plan']['criterion']}`), there was no recovery or int8 calibration, and "
@@ -170,9 +214,9 @@ def render(m: dict[str, Any]) -> str:
         out += [f"![{title}]({path})" for path, title in plots.items()] + [""]
     if m.get("sweep"):
         out += ["## Budget sweep", ""]
-        out += _table(["budget", "predicted ms", "top-1 agreement"], [
+        out += _table(["budget", "predicted ms", "fidelity"], [
             [p["budget"], _f(p.get("predicted_ms")),
-             f"{p['fidelity']['top1_agreement']:.1%}" if p.get("fidelity") else p.get("infeasible", "—")]
+             _score(p["fidelity"], named=True) if p.get("fidelity") else p.get("infeasible", "—")]
             for p in m["sweep"]]) + [""]
     if m.get("notes"):
         out += ["## Notes", ""] + [f"- {n}" for n in m["notes"]] + [""]

@@ -67,12 +67,12 @@ def fidelity_plot(m: dict[str, Any], path: Path) -> bool:
     points.sort(key=lambda p: p["predicted_ms"])
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     xs = [p["predicted_ms"] for p in points]
-    ys = [p["fidelity"]["top1_agreement"] for p in points]
+    ys = [p["fidelity"].get("score", p["fidelity"]["top1_agreement"]) or 0.0 for p in points]
     ax.plot(xs, ys, "o-", color="#8250df")
     for p, x, y in zip(points, xs, ys):
         ax.annotate(p["budget"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xlabel("predicted latency (ms)")
-    ax.set_ylabel("top-1 agreement with dense (fp32)")
+    ax.set_ylabel(f"{points[-1]['fidelity'].get('metric', 'top-1 agreement')} with dense (fp32)")
     ax.set_ylim(0, 1.05)
     ax.set_title("Fidelity against latency")
     _save(fig, path)

@@ -25,6 +25,7 @@ from .mobilenet import mobilenetv2, mobilenetv3_small
 from .resnet import resnet18, resnet50, resnext_small
 from .unet import unet_small
 from .vit import vit_tiny
+from .yolo import csp_yolo
 
 resnext_block = resnext_small  # the name the project brief used; same factory, same entry
 
@@ -48,6 +49,7 @@ _REGISTRY: dict[str, ZooEntry] = {
     "efficientnet_lite0": ZooEntry(efficientnet_lite0, _IMAGENET, pretrained=True, normalize="tflite"),
     "unet_small": ZooEntry(unet_small, (1, 3, 64, 64)),
     "csp_neck": ZooEntry(csp_neck, (1, 3, 64, 64)),
+    "csp_yolo": ZooEntry(csp_yolo, (1, 3, 64, 64)),
     "resnext_small": ZooEntry(resnext_small, (1, 3, 64, 64)),
     "vit_tiny": ZooEntry(vit_tiny, (1, 3, 32, 32)),
     "digits_cnn": ZooEntry(digits_cnn, (1, 1, 32, 32), normalize=None),
@@ -84,4 +86,4 @@ def find(fn: Callable) -> str | None:
 
 __all__ = ["ZooEntry", "names", "entry", "factory", "get", "input_shape", "find",
            "resnet18", "resnet50", "resnext_small", "resnext_block", "mobilenetv2", "mobilenetv3_small",
-           "efficientnet_lite0", "unet_small", "csp_neck", "vit_tiny", "digits_cnn"]
+           "efficientnet_lite0", "unet_small", "csp_neck", "csp_yolo", "vit_tiny", "digits_cnn"]

@@ -12,7 +12,7 @@ from edgeprune.importance.torch_graph import TorchGraph
 from tests.helpers import random_feeds, run
 
 
-@pytest.mark.parametrize("name", ["resnext_small", "csp_neck", "unet_small", "vit_tiny", "digits_cnn",
+@pytest.mark.parametrize("name", ["resnext_small", "csp_neck", "csp_yolo", "unet_small", "vit_tiny", "digits_cnn",
                                   pytest.param("mobilenetv3_small", marks=pytest.mark.slow),
                                   pytest.param("efficientnet_lite0", marks=pytest.mark.slow)])
 def test_matches_onnx_runtime_on_zoo_models(tmp_path, name):

@@ -12,7 +12,7 @@ ALL = zoo.names()
 
 def test_registry_lists_every_model_with_an_input_shape():
     assert set(ALL) == {"resnet18", "resnet50", "mobilenetv2", "mobilenetv3_small",
-                        "efficientnet_lite0", "unet_small", "csp_neck", "resnext_small",
+                        "efficientnet_lite0", "unet_small", "csp_neck", "csp_yolo", "resnext_small",
                         "vit_tiny", "digits_cnn"}
     for name in ALL:
         assert zoo.input_shape(name)[0] == 1
