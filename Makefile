@@ -11,9 +11,17 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet torch==2.13.0
+# torch first, pinned and CPU-only: the default index's Linux torch is the CUDA build
+# (gigabytes). PyTorch's CPU index is *added* to whatever pip is configured with
+# (--extra-index-url keeps the configured index, mirrors and find-links), and on Linux the
+# pin names the +cpu build, so no source can hand over a CUDA one. torch's own dependencies
+# come in the next step, from the configured index.
+TORCH_VERSION := 2.13.0
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH := torch==$(TORCH_VERSION)$(if $(filter Linux,$(shell uname -s)),+cpu,)
+
+$(STAMP): pyproject.toml setup.py | $(BIN)/python
+	$(BIN)/pip install --quiet --no-deps --extra-index-url $(TORCH_INDEX) '$(TORCH)'
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
