@@ -50,7 +50,7 @@ def main() -> int:
     ap.add_argument("--models", default="resnet18,mobilenetv2,efficientnet_lite0")
     ap.add_argument("--configs", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--lut", default=None, help="LUT file (default: the host's LUT in profiles/luts/)")
+    ap.add_argument("--lut", default=None, help="LUT file (default: the host's LUT in the user cache, ~/.cache/edgeprune/luts/)")
     ap.add_argument("--min-seconds", type=float, default=0.6, help="timing per measured model")
     args = ap.parse_args()
 

@@ -7,6 +7,7 @@ Each command lives in `edgeprune/commands/<name>.py` and exposes a click command
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import traceback
 
@@ -75,10 +76,21 @@ def _print_version(ctx, param, value):
 @click.option("--debug", is_flag=True, help="Print tracebacks for internal errors.")
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
               help="Print the versions of edgeprune, onnx, onnxruntime, TVM, torch and numpy, and exit.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Where LUTs and TVM tuning databases are kept (default $EDGEPRUNE_CACHE_DIR, "
+                   "else ~/.cache/edgeprune).")
+@click.option("--config-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Where your own device profiles are found, in DIR/profiles (default "
+                   "$EDGEPRUNE_CONFIG_DIR, else ~/.config/edgeprune).")
 @click.pass_context
-def cli(ctx, debug):
+def cli(ctx, debug, cache_dir, config_dir):
     """edgeprune: a deployment compiler that prunes a model to fit an edge device."""
     ctx.obj = {"debug": debug}
+    # edgeprune/locations.py reads these when it is asked, so every command sees them
+    if cache_dir:
+        os.environ["EDGEPRUNE_CACHE_DIR"] = os.path.abspath(cache_dir)
+    if config_dir:
+        os.environ["EDGEPRUNE_CONFIG_DIR"] = os.path.abspath(config_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,8 +24,11 @@ def command(as_json):
     """Profiles on disk and devices reachable now: phones `adb devices -l` lists, and the
     device pools of the TVM RPC trackers named by EDGEPRUNE_TRACKER=HOST:PORT or by an rpc
     profile's address."""
+    from .. import locations
+
     profiles = profiles_on_disk()
-    report = {"profiles": profiles, "adb": adb_devices(), "trackers": trackers(profiles)}
+    report = {"profiles": profiles, "adb": adb_devices(), "trackers": trackers(profiles),
+              "locations": locations.describe()}
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
@@ -107,7 +110,9 @@ def trackers(profiles: list[dict]) -> list[dict]:
 
 
 def render(report: dict) -> str:
-    lines = ["Profiles:"]
+    loc = report.get("locations") or {}
+    lines = [f"Profiles ({loc['packaged_profiles']}, and yours in {loc['user_profiles']}):"
+             if loc else "Profiles:"]
     for p in report["profiles"]:
         if "error" in p:
             lines.append(f"  {p['name']:<22} invalid: {p['error']}")
@@ -124,6 +129,8 @@ def render(report: dict) -> str:
     for d in adb["devices"]:
         model = d.get("model", "")
         lines.append(f"  adb:{d['serial']:<26} {d['state']:<12} {model}")
+    if loc:
+        lines.append(f"LUTs: {loc['luts']}  TVM tuning: {loc['tvm_tuning']}")
     lines.append("RPC trackers:" if report["trackers"] else "RPC trackers: none configured (set EDGEPRUNE_TRACKER=HOST:PORT)")
     for t in report["trackers"]:
         if "error" in t:

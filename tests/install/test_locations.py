@@ -94,3 +94,14 @@ def test_no_module_finds_files_relative_to_its_own_source():
         if re.search(r"Path\(__file__\)[^\n]*\.parents?\b", text):
             offenders.append(str(py.relative_to(PACKAGE)))
     assert offenders == []
+
+
+def test_cache_and_config_flags_move_the_user_folders(user_dirs, monkeypatch, capsys):
+    from edgeprune.cli import main
+
+    monkeypatch.delenv("EDGEPRUNE_TRACKER", raising=False)
+    assert main(["--cache-dir", str(user_dirs / "c"), "--config-dir", str(user_dirs / "k"), "devices", "--json"]) == 0
+    where = json.loads(capsys.readouterr().out)["locations"]
+    assert where["luts"] == str(user_dirs / "c" / "luts")
+    assert where["user_profiles"] == str(user_dirs / "k" / "profiles")
+    assert where["packaged_profiles"] == str(locations.profiles_dir())
