@@ -342,11 +342,15 @@ def infer_static_shapes(proto: onnx.ModelProto, input_shapes: dict[str, tuple[in
     hundreds of MB (ResNet-50: seconds) through the C++ inference."""
     static = _copy(proto)
     del static.graph.value_info[:]
+    # a weight listed among the graph inputs (older exporters) is declared with its real dims:
+    # exporters write dynamic dims there too, and inference would carry them downstream
+    weight_dims = {t.name: tuple(t.dims) for t in static.graph.initializer}
     for inp in static.graph.input:
-        if inp.name in input_shapes:
+        shape = input_shapes.get(inp.name, weight_dims.get(inp.name))
+        if shape is not None and inp.type.HasField("tensor_type"):
             dims = inp.type.tensor_type.shape.dim
             del dims[:]
-            for d in input_shapes[inp.name]:
+            for d in shape:
                 dims.add().dim_value = int(d)
     for out in static.graph.output:
         # stale output dims would contradict the new static shapes
