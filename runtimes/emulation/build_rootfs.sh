@@ -6,17 +6,18 @@
 #
 #   PYTHON=.venv/bin/python runtimes/emulation/build_rootfs.sh
 #
-# The cache lives in $EDGEPRUNE_CACHE (default ~/.cache/edgeprune)/emulation, keyed by this
+# The cache lives in the user cache (edgeprune/locations.py: $EDGEPRUNE_CACHE_DIR, else the
+# older $EDGEPRUNE_CACHE, else $XDG_CACHE_HOME/edgeprune or ~/.cache/edgeprune)/emulation, keyed by this
 # script, the cpuinfo file and the wheel versions; a build that stops half-way leaves no
 # directory that looks finished. Needs root (mmdebstrap --mode=root, chroot).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 PYTHON="${PYTHON:-python3}"
-CACHE="${EDGEPRUNE_CACHE:-$HOME/.cache/edgeprune}/emulation"
+CACHE="${EDGEPRUNE_CACHE_DIR:-${EDGEPRUNE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/edgeprune}}/emulation"
 SUITE=bookworm   # its python3.11 matches the cp311 wheels
 
-"$HERE/host_tools.sh" >&2
+bash "$HERE/host_tools.sh" >&2
 
 version() { "$PYTHON" -c "import importlib.metadata as m; print(m.version('$1'))"; }
 WHEELS=(

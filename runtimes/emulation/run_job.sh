@@ -14,7 +14,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 JOB="$(realpath "$1")"
 JOBDIR="$(dirname "$JOB")"
 
-ROOT="$("$HERE/build_rootfs.sh")"
+ROOT="$(bash "$HERE/build_rootfs.sh")"
 WORK="$(mktemp -d "$ROOT/work/job-XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/job"
