@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
@@ -31,19 +32,20 @@ def _conv_bn_relu(nodes, inits, rng, name, x, c_in, c_out, stride):
     return f"{name}.y"
 
 
-def yolo_like(size: int = 32, classes: int = 3, reg_max: int = 2, seed: int = 0) -> onnx.ModelProto:
+def yolo_like(size: int = 32, classes: int = 3, reg_max: int = 2, seed: int = 0, width: int = 16) -> onnx.ModelProto:
     """Input [1, 3, size, size] → two stride-2 conv blocks → a box head (4·reg_max channels,
     DFL-decoded through Reshape [1, 4, reg_max, A]: batch 1 hard-coded) and a class head
     (Reshape [1, classes, A], sigmoid) → output [1, 4 + classes, A]: cx, cy, w, h, scores."""
     rng = np.random.default_rng(seed)
     nodes, inits = [], []
-    h = _conv_bn_relu(nodes, inits, rng, "b1", "images", 3, 16, 2)
-    h = _conv_bn_relu(nodes, inits, rng, "b2", h, 16, 16, 2)
+    w = width
+    h = _conv_bn_relu(nodes, inits, rng, "b1", "images", 3, w, 2)
+    h = _conv_bn_relu(nodes, inits, rng, "b2", h, w, w, 2)
     side = size // 4
     a = side * side
-    inits += [_init("box.w", rng.standard_normal((4 * reg_max, 16, 1, 1)).astype(np.float32) * 0.5),
+    inits += [_init("box.w", rng.standard_normal((4 * reg_max, w, 1, 1)).astype(np.float32) * 0.5 * np.sqrt(16 / w)),
               _init("box.b", np.zeros(4 * reg_max, np.float32)),
-              _init("cls.w", rng.standard_normal((classes, 16, 1, 1)).astype(np.float32) * 0.5),
+              _init("cls.w", rng.standard_normal((classes, w, 1, 1)).astype(np.float32) * 0.5 * np.sqrt(16 / w)),
               _init("cls.b", np.zeros(classes, np.float32)),
               _init("box.shape", np.array([1, 4, reg_max, a], np.int64)),
               _init("cls.shape", np.array([1, classes, a], np.int64)),
@@ -75,24 +77,23 @@ def yolo_like(size: int = 32, classes: int = 3, reg_max: int = 2, seed: int = 0)
     return model
 
 
-def heatmap_net() -> nn.Module:
+def heatmap_net(width: int = 16) -> nn.Module:
     """A segmenter with one output channel: [N, 1, H, W] (like a text or saliency detector)."""
-    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-                        nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-                        nn.Conv2d(16, 1, 1))
+    w = width
+    net = nn.Sequential(nn.Conv2d(3, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(),
+                        nn.Conv2d(w, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(),
+                        nn.Conv2d(w, 1, 1))
     gen = np.random.default_rng(1)
     for m in net:
         if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.data[:] = __import__("torch").from_numpy(gen.uniform(-0.1, 0.1, 16).astype(np.float32))
-            m.weight.data[:] = __import__("torch").from_numpy(gen.uniform(0.5, 1.5, 16).astype(np.float32))
+            m.running_mean.data[:] = torch.from_numpy(gen.uniform(-0.1, 0.1, w).astype(np.float32))
+            m.weight.data[:] = torch.from_numpy(gen.uniform(0.5, 1.5, w).astype(np.float32))
     return net.eval()
 
 
-def heatmap_model(size: int = 32) -> Model:
-    import torch
-
+def heatmap_model(size: int = 32, width: int = 16) -> Model:
     torch.manual_seed(0)
-    return export(heatmap_net(), (1, 3, size, size))
+    return export(heatmap_net(width), (1, 3, size, size))
 
 
 def with_nms(size: int = 16) -> onnx.ModelProto:
