@@ -146,10 +146,20 @@ def _finish(proto, sha256, path, input_shapes) -> Model:
     _check_tensor_data(proto, name)
     shapes = _static_input_shapes(proto, input_shapes or {}, name)
     static = infer_static_shapes(proto, shapes)
-    folded = fold_constants(static)
-    if folded is not static:
+    # shape arithmetic can hang on shape arithmetic (Resize sizes from Shape(x), then a flatten
+    # from Shape of the resized tensor): one fold makes the next shape known, so fold again
+    for _ in range(_FOLD_ROUNDS):
+        folded = fold_constants(static)
+        if folded is static:
+            break
+        progressed = len(folded.graph.node) < len(static.graph.node)
         static = infer_static_shapes(folded, shapes)
+        if not progressed:
+            break
     return Model(proto=static, sha256=sha256, path=path, input_shapes=shapes)
+
+
+_FOLD_ROUNDS = 4
 
 
 def _check_tensor_data(proto: onnx.ModelProto, name: str) -> None:
@@ -352,6 +362,7 @@ def infer_static_shapes(proto: onnx.ModelProto, input_shapes: dict[str, tuple[in
             del dims[:]
             for d in shape:
                 dims.add().dim_value = int(d)
+    declared_out = {o.name: onnx.ValueInfoProto.FromString(o.SerializeToString()) for o in static.graph.output}
     for out in static.graph.output:
         # stale output dims would contradict the new static shapes
         if out.type.HasField("tensor_type"):
@@ -367,8 +378,10 @@ def infer_static_shapes(proto: onnx.ModelProto, input_shapes: dict[str, tuple[in
     static.graph.value_info.extend(vi for vi in inferred.graph.value_info if vi.name not in weights)
     inferred_out = {o.name: o for o in inferred.graph.output}
     for out in static.graph.output:
-        if out.name in inferred_out:
+        if out.name in inferred_out and inferred_out[out.name].type.tensor_type.HasField("shape"):
             out.CopyFrom(inferred_out[out.name])
+        else:   # inference could not follow it: keep what the model declared (dims dynamic)
+            out.CopyFrom(declared_out[out.name])
     return static
 
 

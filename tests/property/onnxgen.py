@@ -1,9 +1,14 @@
 """Random ONNX graphs written directly with onnx.helper: the op forms torch's exporter never
 emits (Split with a `split` attribute or `num_outputs`, Slice with negative bounds and axes,
 Gemm with transB=0, MatMul on channels-last tensors, Resize by `sizes`, Pad, PRelu, Sum/Mean
-of three inputs, Concat on axis -3, Squeeze before Gemm), across opsets 11 to 18.
+of three inputs, Concat on axis -3, Squeeze before Gemm), across opsets 11 to 18 — and the
+shapes real exporters write: dynamic dims as a dim_param, `dim_value: -1` (Paddle2ONNX), 0 or
+unset on the input, the output and value_info; Reshape targets with -1 and 0 (copy); Resize
+sizes computed from Shape; a flatten of the dynamic batch through Shape/Gather/Concat.
 
-`graphs()` draws (opset, ModelProto); the model has one input `x` (1, C, S, S).
+`graphs()` draws (opset, ModelProto); the model has one input `x` (1, C, S, S) whose batch, and
+sometimes its spatial dims, may be declared dynamic: `input_shapes(model)` gives the static
+shape to load it with (--input-shape).
 """
 
 from __future__ import annotations
@@ -192,8 +197,32 @@ def squeeze_excite(draw, b: Builder, x, c, s):
     return b.one("Mul", [x, gate]), c, s
 
 
+def reshape_roundtrip(draw, b: Builder, x, c, s):
+    """[N, C, S, S] → [N, C, S*S] (→ a softmax over positions) → [N, C, S, S], with targets as
+    exporters write them: 0 copies a dim, -1 infers one, or every count spelled out."""
+    there = draw(st.sampled_from([[0, c, -1], [0, 0, -1], [-1, c, s * s], [1, -1, s * s], [0, c, s * s]]))
+    y = b.one("Reshape", [x, b.ints(there)])
+    if draw(st.booleans()):
+        y = b.one("Softmax", [y], axis=-1)
+    back = draw(st.sampled_from([[0, 0, s, s], [-1, c, s, s], [1, -1, s, s], [0, c, -1, s]]))
+    return b.one("Reshape", [y, b.ints(back)]), c, s
+
+
+def resize_shape_sizes(draw, b: Builder, x, c, s):
+    """F.interpolate(size=...) as torch exports it for a dynamic batch: sizes = Concat(Shape(x)[:2],
+    [2S, 2S]); the frontend folds it to a constant once shapes are static."""
+    if s > 4:
+        return pool(draw, b, x, c, s)
+    head_dims = b.one("Slice", [b.one("Shape", [x]), b.ints([0]), b.ints([2])])
+    sizes = b.one("Concat", [head_dims, b.ints([2 * s, 2 * s])], axis=0)
+    empty = b.const(np.zeros(0, dtype=np.float32))
+    roi = b.const(np.zeros(0, dtype=np.float32)) if b.opset < 13 else ""
+    return b.one("Resize", [x, roi if roi else empty, empty, sizes], mode="nearest"), c, 2 * s
+
+
 OPS = [conv, conv, activation, residual, affine, split_concat, split_concat, slice_channels,
-       pad_conv, resize, conv_transpose, pool, channels_last_linear, squeeze_excite]
+       pad_conv, resize, conv_transpose, pool, channels_last_linear, squeeze_excite,
+       reshape_roundtrip, resize_shape_sizes]
 
 
 # ---- heads ----------------------------------------------------------------------------------
@@ -204,7 +233,8 @@ def _squeeze(b: Builder, x, axes):
 
 
 def head(draw, b: Builder, x, c, s) -> str:
-    kind = draw(st.sampled_from(["conv", "gap_gemm", "flatten_mlp", "reshape_matmul", "squeeze_gemm"]))
+    kind = draw(st.sampled_from(["conv", "gap_gemm", "flatten_mlp", "reshape_matmul", "squeeze_gemm",
+                                 "shape_flatten_gemm"]))
     n_out = draw(st.integers(1, 4))
     if kind == "conv":
         return b.one("Conv", [x, b.weight(n_out, c, 1, 1)])
@@ -213,9 +243,15 @@ def head(draw, b: Builder, x, c, s) -> str:
         return _gemm(draw, b, f, c, n_out)
     if kind == "squeeze_gemm":
         return _gemm(draw, b, _squeeze(b, b.one("GlobalAveragePool", [x]), [2, 3]), c, n_out)
-    if kind == "reshape_matmul":
-        f = b.one("Reshape", [x, b.ints([1, -1])])
+    if kind == "reshape_matmul":   # a flatten of the batch as exporters spell it
+        target = draw(st.sampled_from([[1, -1], [0, -1], [-1, c * s * s]]))
+        f = b.one("Reshape", [x, b.ints(target)])
         return b.one("Add", [b.one("MatMul", [f, b.weight(c * s * s, n_out)]), b.weight(n_out)])
+    if kind == "shape_flatten_gemm":   # x.view(x.size(0), -1) as torch exports it
+        batch = b.one("Gather", [b.one("Shape", [x]), b.const(np.int64(0))], axis=0)
+        n = b.one("Unsqueeze", [batch], axes=[0]) if b.opset < 13 else b.one("Unsqueeze", [batch, b.ints([0])])
+        f = b.one("Reshape", [x, b.one("Concat", [n, b.ints([-1])], axis=0)])
+        return _gemm(draw, b, f, c * s * s, n_out)
     hidden = draw(st.integers(2, 12))
     f = b.one("Flatten", [x], axis=1)
     h = b.one("Relu", [_gemm(draw, b, f, c * s * s, hidden)])
@@ -247,7 +283,64 @@ def graphs(draw, max_ops: int = 6) -> tuple[int, onnx.ModelProto]:
                               [helper.make_tensor_value_info(y, TensorProto.FLOAT, None)], b.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
-    # the checker wants the output's shape: take it from shape inference
-    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    # the checker wants the output's shape: take it from shape inference, or from a run when
+    # inference cannot follow the shape arithmetic (a Reshape target built from Shape)
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     model.graph.output[0].CopyFrom(inferred.graph.output[0])
+    if not model.graph.output[0].type.tensor_type.HasField("shape"):
+        model.graph.output[0].CopyFrom(helper.make_tensor_value_info(y, TensorProto.FLOAT, _run_shape(model, c0, size)))
+    _declare_dynamic(draw, model, inferred, (1, c0, size, size))
     return opset, model
+
+
+def _run_shape(model: onnx.ModelProto, c0: int, size: int) -> list[int]:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return list(sess.run(None, {"x": np.zeros((1, c0, size, size), np.float32)})[0].shape)
+
+
+DYNAMIC = ("static", "param", "-1", "0", "unset")
+
+
+def _set_dynamic(dim, style: str, name: str) -> None:
+    if style == "static":
+        return
+    dim.Clear()
+    if style == "param":
+        dim.dim_param = name
+    elif style in ("-1", "0"):
+        dim.dim_value = int(style)
+
+
+def _declare_dynamic(draw, model: onnx.ModelProto, inferred: onnx.ModelProto, shape) -> None:
+    """Declare the batch dim (and sometimes the spatial ones) dynamic the way exporters do, on the
+    input, the output and some value_info; record the static shape to load with."""
+    batch = draw(st.sampled_from(DYNAMIC))
+    spatial = draw(st.sampled_from(DYNAMIC)) if draw(st.booleans()) else "static"
+    x = model.graph.input[0].type.tensor_type.shape.dim
+    _set_dynamic(x[0], batch, "batch")
+    _set_dynamic(x[2], spatial, "height")
+    _set_dynamic(x[3], spatial, "width")
+    declared = [model.graph.output[0]]
+    if draw(st.booleans()):   # exporters also write intermediate shapes, with the same dynamic batch
+        declared += [vi for vi in inferred.graph.value_info if vi.type.tensor_type.shape.dim][::2]
+        model.graph.value_info.extend(declared[1:])
+        declared = [model.graph.output[0], *model.graph.value_info]
+    for vi in declared:
+        dims = vi.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value") and dims[0].dim_value == 1:
+            _set_dynamic(dims[0], batch, "batch")
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "input_shape", "x".join(map(str, shape))
+
+
+def input_shape(model: onnx.ModelProto) -> str:
+    """The static input shape to load a generated model with, as --input-shape takes it."""
+    return next(p.value for p in model.metadata_props if p.key == "input_shape")
+
+
+def input_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    return {"x": tuple(int(d) for d in input_shape(model).split("x"))}

@@ -13,7 +13,7 @@ from edgeprune.cli import main
 from edgeprune.frontend.load import load_model
 from tests.helpers import random_feeds, run
 
-from .onnxgen import graphs
+from .onnxgen import graphs, input_shape, input_shapes
 from .test_invariant import CI
 
 
@@ -26,7 +26,7 @@ def test_inspect_and_prune_through_the_cli(graph, capsys):
         src, out = Path(tmp) / "random.onnx", Path(tmp) / "pruned.onnx"
         src.write_bytes(proto.SerializeToString())
         capsys.readouterr()
-        assert main(["inspect", str(src), "--json", "--round-to", "1"]) == 0
+        assert main(["inspect", str(src), "--input-shape", input_shape(proto), "--json", "--round-to", "1"]) == 0
         report = json.loads(capsys.readouterr().out)
         for g in report["groups"]:
             assert g["channels"] >= 1 and g["members"]
@@ -37,10 +37,11 @@ def test_inspect_and_prune_through_the_cli(graph, capsys):
         if report["prunable_groups"]:
             assert totals["params"]["after"] < totals["params"]["before"]
 
-        assert main(["prune", str(src), "--ratio", "0.5", "--round-to", "1", "-o", str(out)]) == 0, \
+        assert main(["prune", str(src), "--input-shape", input_shape(proto), "--ratio", "0.5", "--round-to", "1",
+                     "-o", str(out)]) == 0, \
             capsys.readouterr().err
         onnx.checker.check_model(onnx.load(out))
-        original, pruned = load_model(src), load_model(out)
+        original, pruned = load_model(src, input_shapes(proto)), load_model(out)
         feeds = random_feeds(original)
         for a, b in zip(run(original.proto, feeds), run(pruned.proto, feeds)):
             assert a.shape == b.shape and np.isfinite(b).all()

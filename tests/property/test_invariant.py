@@ -14,7 +14,7 @@ from edgeprune.rewrite.reference import zero_removed
 from tests.helpers import assert_invariant, export, random_feeds, run
 
 from .netgen import Op, RandomNet, Spec, input_shape, random_keep, specs
-from .onnxgen import graphs
+from .onnxgen import graphs, input_shapes
 
 # Reproducible in CI: the same examples every run, no example database.
 CI = settings(max_examples=100, deadline=None, derandomize=True, database=None,
@@ -46,7 +46,7 @@ def test_ratio_pruning_keeps_the_invariant_and_is_deterministic(spec, ratio, cri
 @given(graph=graphs(), data=st.data())
 def test_random_onnx_op_forms_keep_the_invariant(graph, data):
     opset, proto = graph
-    model = load_model_bytes(proto.SerializeToString(), name=f"random-opset{opset}")
+    model = load_model_bytes(proto.SerializeToString(), name=f"random-opset{opset}", input_shapes=input_shapes(proto))
     analysis = analyze(model)
     keep = data.draw(random_keep(analysis), label="keep")
     assert_invariant(model, keep, analysis=analysis)
@@ -70,7 +70,7 @@ def test_the_invariant_check_catches_a_wrongly_pruned_model():
        round_to=st.sampled_from([1, 2, 4]))
 def test_ratio_pruning_of_random_onnx_graphs_keeps_the_invariant(graph, ratio, criterion, round_to):
     _, proto = graph
-    model = load_model_bytes(proto.SerializeToString())
+    model = load_model_bytes(proto.SerializeToString(), input_shapes=input_shapes(proto))
     analysis = analyze(model)
     keep = ratio_keep(analysis, scores(model, analysis, criterion), ratio, round_to)
     assert_invariant(model, keep, analysis=analysis)
