@@ -289,3 +289,30 @@ def test_compile_to_host_and_the_artifact_runs_with_the_original_output_shapes(b
     for name in ("model.onnx", "model.opt.onnx", "model.ort"):
         assert _ort_output_shapes(out / name, x) == want, name
     assert main(["verify", str(out)]) == 0, capsys.readouterr().err
+
+
+# ---- the device runner ------------------------------------------------------------------------
+def test_the_runner_fills_dynamic_dims_from_the_task_and_names_those_it_cannot(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    runner = Path(__file__).resolve().parents[2] / "runtimes" / "runner.py"
+    _write(tmp_path, exporter_model("-1"), "dyn.onnx")
+    np.savez(tmp_path / "in.npz", x=np.ones((2, 3, H, W), np.float32))
+    base = {"backend": "ort", "model": "dyn.onnx", "warmup": 0, "repeats": 1, "min_seconds": 0}
+    tasks = [{**base, "id": "random", "inputs": "random"},
+             {**base, "id": "given", "inputs": "random", "input_shapes": {"x": [2, 3, H, W]},
+              "save_outputs": "given.npz"},
+             {**base, "id": "data", "inputs": "in.npz", "save_outputs": "data.npz"},
+             {**base, "id": "clash", "inputs": "random", "input_shapes": {"x": [1, 4, H, W]}}]
+    (tmp_path / "job.json").write_text(json.dumps({"version": 1, "results": "results.jsonl", "tasks": tasks}))
+    proc = subprocess.run([sys.executable, str(runner), str(tmp_path / "job.json")], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rec = {r["id"]: r for r in map(json.loads, (tmp_path / "results.jsonl").read_text().splitlines())}
+    assert not rec["random"]["ok"] and "dynamic dims at axes 2, 3" in rec["random"]["error"]
+    assert rec["given"]["ok"] and np.load(tmp_path / "given.npz")["y"].shape == (2, 2)
+    # the data gives height and width; a dynamic batch runs one sample, as a static batch of 1 does
+    assert rec["data"]["ok"] and np.load(tmp_path / "data.npz")["y"].shape == (1, 2)
+    assert not rec["clash"]["ok"] and "?x3x?x?" in rec["clash"]["error"]
