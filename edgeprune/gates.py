@@ -1,7 +1,7 @@
 """Release gates for CI: limits on what the artifact measured, each with value and verdict.
 
-    --max-latency MS    measured median latency on the target (predicted when it could not be
-                        measured there — the gate says which)
+    --max-latency MS    measured median latency on the target; a prediction never passes it (the
+                        gate fails and says the target could not be measured)
     --max-energy MJ     energy per inference: measured where a sensor exists, else the
                         analytical estimate (marked so)
     --min-fidelity F    agreement of the deployed model with the dense model on DATA, 0..1
@@ -28,6 +28,8 @@ GATES = {
     "max_energy": ("--max-energy", "mJ", "max"),
     "min_fidelity": ("--min-fidelity", "", "min"),
     "max_size": ("--max-size", "MB", "max"),
+    # not a flag: an int8 compile must run integer convolutions (checked on the runtime's graph)
+    "int8_kernels": ("--quantize int8", "float conv(s)", "max"),
 }
 
 
@@ -96,6 +98,19 @@ class GateResult:
         return f"gate {self.flag} {_fmt(self.limit)}{unit} {verdict}: {value} ({self.source}), limit {op} {_fmt(self.limit)}"
 
 
+def latency_for_gate(measured_ms: float | None, where: str | None, predicted_ms: float | None,
+                     estimated: bool, why_not: str | None = None) -> tuple[float | None, str]:
+    """(value, source) for --max-latency: a latency measured on the device, never a
+    prediction. Without a measurement the gate sees no value (and fails), and the source says
+    what the prediction was and why it cannot pass a release gate."""
+    if measured_ms is not None:
+        return measured_ms, f"measured median on {where}"
+    kind = "a roofline estimate" if estimated else "predicted from the LUT"
+    pred = f"{predicted_ms:.4g} ms {kind}" if predicted_ms is not None else "no prediction"
+    reason = f": {why_not}" if why_not else ""
+    return None, f"not measured on the device{reason}; {pred}, and a prediction cannot pass a latency gate"
+
+
 def evaluate(limits: Mapping[str, float], measured: Measured) -> list[GateResult]:
     results = []
     for name, limit in limits.items():
@@ -112,6 +127,18 @@ def evaluate(limits: Mapping[str, float], measured: Measured) -> list[GateResult
             passed = value >= limit
         results.append(GateResult(name, flag, limit, value, unit, source or "", passed))
     return results
+
+
+def int8_kernel_gate(float_convs: list[str] | None, runtime: str) -> GateResult:
+    """Every convolution of an int8 artifact runs as an integer kernel in `runtime` (None:
+    the runtime's graph could not be inspected, which does not pass)."""
+    flag, unit, _ = GATES["int8_kernels"]
+    if float_convs is None:
+        return GateResult("int8_kernels", flag, 0, None, unit, f"{runtime}: the optimised graph was not inspected", False)
+    names = ", ".join(float_convs[:5]) + (f" and {len(float_convs) - 5} more" if len(float_convs) > 5 else "")
+    source = f"convolutions {runtime} runs in float: {names}" if float_convs else \
+        f"every convolution runs as an integer kernel in {runtime}"
+    return GateResult("int8_kernels", flag, 0, float(len(float_convs)), unit, source, not float_convs)
 
 
 def raise_if_failed(results: list[GateResult], where: str) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import __version__
 from .errors import UsageError
-from .gates import GateResult, Measured, check_limits, evaluate, raise_if_failed
+from .gates import GateResult, Measured, check_limits, evaluate, latency_for_gate, raise_if_failed
 from .outdir import ArtifactDir, check_outdir, sha256_file
 from .progress import Stages
 from .provenance import provenance
@@ -388,11 +388,13 @@ class _Run:
             with S.stage("quantize", f"quantize (int8 QDQ, {req.calibration})"):
                 from .quantize import quantize_int8
 
-                self.deployed = quantize_int8(self.fp32, data.calib, method=req.calibration)
+                self.deployed = quantize_int8(self.fp32, data.calib, method=req.calibration,
+                                              reduce_range=self.int8_7bit)
                 save_model(self.deployed.proto, self.staging / "model.int8.onnx")
                 self._fidelity("int8", self.deployed)
         with S.stage("compile", f"compile ({req.backend})") as st:
             self.artifact = self._compile()
+            self.kernels = self._kernels()
             st.note(", ".join(sorted(self.artifact.files.values())))
         with S.stage("verify", "verify on the device") as st:
             self.verified = self._verify()
@@ -412,6 +414,7 @@ class _Run:
         from .backends.base import TargetSpec
         from .devices.profile import load_profile, parse_device
         from .lut.session import spec_runtime
+        from .quantize.ort_qdq import saturating_int8
         from .shipped import measurable
 
         self.spec = parse_device(self.req.target)
@@ -419,6 +422,9 @@ class _Run:
                                                    else load_profile("host"))
         self.runtime = spec_runtime(self.spec, self.req.backend)
         self.not_measurable = measurable(self.spec)
+        profile = self.spec.profile
+        arch = profile.cpu.get("arch") if profile is not None else ("aarch64" if self.spec.kind == "adb" else None)
+        self.int8_7bit = saturating_int8(arch)
 
     def _quantize_for_timing(self, model):
         """`model` as int8 ships it, calibrated on a few samples: kernel speed does not depend
@@ -426,7 +432,7 @@ class _Run:
         from .quantize import quantize_int8
 
         few = {k: v[:TIMING_CALIB_SAMPLES] for k, v in self.data.calib.items()}
-        return quantize_int8(model, few, method=self.req.calibration)
+        return quantize_int8(model, few, method=self.req.calibration, reduce_range=self.int8_7bit)
 
     def _backend_options(self) -> dict[str, Any]:
         if self.req.backend == "tvm":
@@ -463,25 +469,49 @@ class _Run:
                     prepare=self._quantize_for_timing if req.quantize == "int8" else None,
                     backend_options=self._backend_options()))
             dense_ms = self._dense_reference(timer) if timer is not None else self._dense_predicted_ms()
-            return fit_plan(plan_at, budget, timer, self.source.model, candidate_of, dense_ms,
-                            req.target, note=st.note, not_measured=self.not_measurable)
+            target_ms = budget.limits(dense_ms)[0]
+            record_key = self._fit_record_key(target_ms) if timer is not None and target_ms else None
+            start = self._lut_record(timer, record_key).get("limit_ms") if record_key else None
+            fit = fit_plan(plan_at, budget, timer, self.source.model, candidate_of, dense_ms,
+                           req.target, note=st.note, not_measured=self.not_measurable, start_ms=start)
+            if record_key and fit.limit_ms is not None and fit.limit_ms != start:
+                self._lut_writer(timer).set_model(record_key, {
+                    "rest_ms": 0.0, "limit_ms": fit.limit_ms,
+                    "name": f"{self.source.model.name}: planning limit that ships {target_ms:.6f} ms"})
+            return fit
+
+    def _fit_record_key(self, target_ms: float) -> str:
+        """Where the planning limit that met this target is kept in the LUT: per model
+        structure, dtype, backend options and target (a later compile starts from it)."""
+        from .lut.predict import structure_key
+
+        return (f"{structure_key(self.source.model)}:shipped-fit:{self.req.quantize}:{self.req.calibration}:"
+                f"{self.req.criterion}:{target_ms:.6f}")
+
+    def _lut_writer(self, timer):
+        if not hasattr(self, "_writer"):
+            from .lut.session import open_writer
+
+            path = self.costs.info.get("path")
+            self._writer = open_writer(timer.device, self.req.backend, path)[0] if path else None
+        return self._writer
+
+    def _lut_record(self, timer, key: str) -> dict:
+        writer = self._lut_writer(timer)
+        return dict(writer.lut.models.get(key) or {}) if writer is not None else {}
 
     def _dense_reference(self, timer) -> float:
         """The dense fp32 model as it ships on the device, in ms: measured once and kept in the
         LUT (a whole-model record beside the layers, same runtime configuration), so every
         compile of this model on this device plans against the same figure."""
         from .lut.predict import structure_key
-        from .lut.session import open_writer
 
-        path = self.costs.info.get("path")
         key = f"{structure_key(self.source.model)}:shipped-dense"
-        writer = None
-        if path:
-            writer, _ = open_writer(timer.device, self.req.backend, path)
-            record = writer.lut.models.get(key)
-            if record and record.get("dense_ms"):
-                return float(record["dense_ms"])
+        record = self._lut_record(timer, key)
+        if record.get("dense_ms"):
+            return float(record["dense_ms"])
         ms = timer.time({"dense": self.source.model}, prepared={"dense": True})["dense"]
+        writer = self._lut_writer(timer)
         if writer is not None:
             writer.set_model(key, {"rest_ms": 0.0, "dense_ms": ms, "name": f"{self.source.model.name} "
                                    "(dense, built as it ships)"})
@@ -518,8 +548,8 @@ class _Run:
         self.verified["shipped_vs_dense"] = shipped_ms / fit.dense_ms
         from .budget_fit import Fit
 
-        check_shippable(Fit(fit.plan_result, fit.target_ms, fit.dense_ms, shipped_ms, fit.rounds),
-                        self.budget, self.req.target)
+        check_shippable(Fit(fit.plan_result, fit.target_ms, fit.dense_ms, shipped_ms, fit.rounds,
+                            ships_dense=fit.ships_dense), self.budget, self.req.target)
 
     def _outputs(self, model, inputs):
         from .fidelity import outputs
@@ -543,6 +573,18 @@ class _Run:
 
         options = {"int8": int8, "check": not int8, "tuning_trials": self.req.tuning_trials}
         return TvmBackend().compile(self.deployed.proto, target, self.staging / "tvm", options)
+
+    def _kernels(self) -> dict[str, Any]:
+        """The op histogram of the graph the runtime runs (after its own optimisations) and
+        the convolutions left in float."""
+        if self.artifact.backend != "ort":
+            return {"runtime": "tvm", "ops": None, "float_convs": None,
+                    "note": "TVM lowers to its own kernels; no ONNX op histogram"}
+        from .backends.ort import float_convs, op_histogram, runtime_graph
+
+        graph = runtime_graph(self.artifact)
+        return {"runtime": f"onnxruntime ({self.runtime.describe()}), on this host",
+                "ops": op_histogram(graph), "float_convs": float_convs(graph)}
 
     def _verify(self) -> dict[str, Any]:
         from .fidelity import compare
@@ -640,8 +682,11 @@ class _Run:
             "quantize": {"mode": req.quantize,
                          "calibration": None if req.quantize == "none" else
                          f"{req.calibration} over {self.data.info.get('calibration')} DATA samples, "
-                         "per-channel int8 weights, BN folded"},
+                         "per-channel int8 weights" + (" (7-bit: the target's int8 kernels add in "
+                                                       "int16 with saturation)" if self.int8_7bit else "")
+                         + ", BN folded"},
             "verify": {k: v[k] for k in v if k not in ("energy_mj", "energy_source")},
+            "kernels": self.kernels,
             "lut": self.costs.info,
             "sweep": self.sweep,
             "notes": self.notes,
@@ -650,7 +695,12 @@ class _Run:
         }
 
     def gates(self, manifest: dict[str, Any]) -> list[GateResult]:
-        return evaluate(self.req.gates, measured_from(manifest, self.staging))
+        results = evaluate(self.req.gates, measured_from(manifest, self.staging))
+        if self.req.quantize == "int8" and self.req.backend == "ort":
+            from .gates import int8_kernel_gate
+
+            results.append(int8_kernel_gate(self.kernels.get("float_convs"), self.kernels["runtime"]))
+        return results
 
     def write_report(self, manifest: dict[str, Any]) -> None:
         from .report.markdown import render
@@ -663,13 +713,8 @@ class _Run:
 def measured_from(manifest: dict[str, Any], root: Path) -> Measured:
     """What the gates see, from a manifest (compile and verify use the same rules)."""
     lat, en, v = manifest["latency_ms"], manifest["energy_mj"], manifest["verify"]
-    if lat.get("measured_median") is not None:
-        latency, lsrc = lat["measured_median"], f"measured median on {lat.get('measured_on')}"
-    elif lat.get("estimated"):
-        # a roofline guess must not pass a release gate
-        latency, lsrc = None, "not measured on the device, and the prediction is only a roofline estimate"
-    else:
-        latency, lsrc = lat.get("predicted"), "predicted from the measured LUT: not measurable on the device"
+    latency, lsrc = latency_for_gate(lat.get("measured_median"), lat.get("measured_on"), lat.get("predicted"),
+                                     bool(lat.get("estimated")), v.get("not_measured"))
     if en.get("measured") is not None:
         energy, esrc = en["measured"], f"measured ({en.get('measured_source')})"
     else:

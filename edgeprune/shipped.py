@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .errors import DeviceError, InternalError
+from .errors import DeviceError, UsageError
 
 PASSES = 2          # each model timed in this many interleaved passes; the fastest counts
 REPEATS = 30
@@ -106,8 +106,8 @@ def check_runs_as_measured(artifact, settings) -> None:
         return
     ran = dict(artifact.run.get("options", {}))
     if ran != settings.options:
-        raise InternalError(f"the {artifact.backend} artifact runs with {ran}, but this device's LUT and "
-                            f"dense reference are timed with {settings.options}")
+        raise UsageError(f"the {artifact.backend} artifact runs with {ran}, but this device's LUT and dense "
+                         f"reference are timed with {settings.options}: rebuild it with this edgeprune")
 
 
 def measurable(spec) -> str | None:

@@ -87,17 +87,19 @@ def _measure(artifact, inputs, reference, target: str) -> dict[str, Any]:
 
     from .devices.profile import parse_device
 
+    from .shipped import check_runs_as_measured, measurable
+
     spec = parse_device(target)
-    if spec.kind != "local" and spec.serial is None and spec.host is None:
+    why_not = measurable(spec)
+    if why_not:
         # a profile of a device we cannot reach (no address): the artifact is still built,
         # its latency stays the prediction, and the report says why
-        return {"measured_on": None,
-                "not_measured": f"{target} has no address (reached over {spec.kind}); give "
-                                f"--target {_example(spec.kind)} to measure on the device"}
+        return {"measured_on": None, "not_measured": why_not}
     batch = int(artifact.inputs[next(iter(artifact.inputs))]["shape"][0])
     device = open_device(spec)
     try:
         settings = profile_settings(device, artifact.backend)
+        check_runs_as_measured(artifact, settings)
         with tempfile.TemporaryDirectory(prefix="edgeprune-verify-") as tmp:
             sample = Path(tmp) / "sample.npz"
             np.savez(sample, **{k: np.ascontiguousarray(v[:batch]) for k, v in inputs.items()})
@@ -125,12 +127,6 @@ def _measure(artifact, inputs, reference, target: str) -> dict[str, Any]:
                 for k in ref if k in r.outputs]
         out["device_outputs_max_abs_error"] = max(errs) if errs else None
     return out
-
-
-def _example(kind: str) -> str:
-    from .devices.profile import address_example
-
-    return address_example(kind)
 
 
 # ----------------------------------------------------------------------------- verify OUTDIR
@@ -201,7 +197,7 @@ def reverify(root: Path, manifest: dict[str, Any], data: str | None = None, imag
     from .errors import UsageError
     from .fidelity import compare, outputs
     from .frontend.load import load_model
-    from .gates import Measured
+    from .gates import Measured, latency_for_gate
     from .pipeline import RANDOM_SAMPLES, RANDOM_SEED, random_samples, split_data
 
     check_files(root, manifest)
@@ -240,12 +236,18 @@ def reverify(root: Path, manifest: dict[str, Any], data: str | None = None, imag
             lines.append(f"fidelity vs dense: {fidelity.metric} {fidelity.score:.1%}, "
                          f"max abs error {fidelity.max_abs_error:.4g} ({fidelity.samples} samples)")
     lat, en = manifest["latency_ms"], manifest["energy_mj"]
-    if info.get("measured_median_ms") is not None:
-        latency, lsrc = info["measured_median_ms"], f"measured median on {device}"
+    latency, lsrc = latency_for_gate(info.get("measured_median_ms"), device, lat.get("predicted"),
+                                     bool(lat.get("estimated")), info.get("not_measured"))
+    if latency is None and not measure and lat.get("measured_median") is not None:
+        # the same bytes (hashes checked above), measured on the device when they were compiled
+        latency = lat["measured_median"]
+        lsrc = f"measured median on {lat.get('measured_on')} at compile time (not re-measured: --no-measure)"
+        lines.append(f"latency: {lsrc}: {latency:.3f} ms")
+    elif latency is not None:
         lines.append(f"latency on {device}: median {latency:.3f} ms, p90 {info['measured_p90_ms']:.3f} ms "
                      f"(compiled: {lat['measured_median']} ms)")
     else:
-        latency, lsrc = lat["measured_median"] or lat["predicted"], "from the manifest (not re-measured)"
+        lines.append(f"latency: {lsrc}")
     if info.get("energy_mj") is not None:
         energy, esrc = info["energy_mj"], f"measured ({info['energy_source']})"
     else:

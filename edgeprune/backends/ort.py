@@ -137,12 +137,43 @@ def _optimise(src: bytes, dest: Path, level: str, session_config: Mapping[str, s
             tmp.unlink()
 
 
-def load_session(artifact: Artifact, role: str = "model"):
-    """An InferenceSession for the artifact on this host, configured as the device would be
-    (providers this host lacks are skipped; the CPU EP always remains)."""
+# convolutions that ran in float: ONNX, ORT's fused and NCHWc forms
+FLOAT_CONV_OPS = {("", "Conv"), ("com.microsoft", "FusedConv"), ("com.microsoft.nchwc", "Conv")}
+
+
+def runtime_graph(artifact: Artifact) -> onnx.ModelProto:
+    """The graph ONNX Runtime actually runs for the artifact on this host: its model loaded
+    under the artifact's own configuration, saved after every optimisation."""
+    import tempfile
+
     import onnxruntime as ort
 
     config = json.loads(artifact.path("config").read_text())
+    with tempfile.TemporaryDirectory(prefix="edgeprune-ops-") as tmp:
+        so = _session_options(config)
+        so.optimized_model_filepath = str(Path(tmp) / "runtime.onnx")
+        ort.InferenceSession(str(artifact.path("model")), so, providers=["CPUExecutionProvider"])
+        return onnx.load(str(Path(tmp) / "runtime.onnx"))
+
+
+def op_histogram(graph: onnx.ModelProto) -> dict[str, int]:
+    """`domain:op` (no domain for ONNX ops) -> count, sorted by name."""
+    counts: dict[str, int] = {}
+    for n in graph.graph.node:
+        key = f"{n.domain}:{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def float_convs(graph: onnx.ModelProto) -> list[str]:
+    """Convolutions the runtime runs in float, as `OpType 'node name'`."""
+    return [f"{n.op_type} '{n.name or n.output[0]}'" for n in graph.graph.node
+            if ("" if n.domain == "ai.onnx" else n.domain, n.op_type) in FLOAT_CONV_OPS]
+
+
+def _session_options(config: Mapping[str, Any]):
+    import onnxruntime as ort
+
     so = ort.SessionOptions()
     so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, config["graph_optimization_level"])
     so.log_severity_level = 3
@@ -150,6 +181,16 @@ def load_session(artifact: Artifact, role: str = "model"):
         so.add_session_config_entry(k, v)
     if config.get("intra_op_num_threads"):
         so.intra_op_num_threads = int(config["intra_op_num_threads"])
+    return so
+
+
+def load_session(artifact: Artifact, role: str = "model"):
+    """An InferenceSession for the artifact on this host, configured as the device would be
+    (providers this host lacks are skipped; the CPU EP always remains)."""
+    import onnxruntime as ort
+
+    config = json.loads(artifact.path("config").read_text())
+    so = _session_options(config)
     available = set(ort.get_available_providers())
     pairs = [(p, o) for p, o in zip(config["providers"], config["provider_options"]) if p in available]
     return ort.InferenceSession(str(artifact.path(role)), so, providers=[p for p, _ in pairs],

@@ -27,7 +27,9 @@ def target_dict(tvm_target: Mapping[str, Any] | None, host: Mapping[str, Any] | 
     kind = d.get("kind")
     if kind == "llvm":
         if not d.get("mtriple"):
-            d.setdefault("mcpu", _host_cpu())
+            if "mcpu" not in d:
+                d["mcpu"] = _host_cpu()
+                d["mattr"] = _with(d.get("mattr", []), *_masked_features(d["mcpu"]))
             d.setdefault("num-cores", os.cpu_count() or 1)
         elif d["mtriple"].startswith("aarch64"):
             d["mattr"] = _with(d.get("mattr", []), "+neon", "+dotprod" if int8 else None)
@@ -112,6 +114,32 @@ def _host_cpu() -> str:
     import tvm
 
     return tvm.target.codegen.llvm_get_system_cpu()
+
+
+# LLVM feature names of vector extensions, and how /proc/cpuinfo spells each one
+_VECTOR_FEATURES = {
+    "avx": "avx", "avx2": "avx2", "fma": "fma", "f16c": "f16c", "avxvnni": "avx_vnni",
+    "avx512f": "avx512f", "avx512bw": "avx512bw", "avx512cd": "avx512cd", "avx512dq": "avx512dq",
+    "avx512vl": "avx512vl", "avx512vnni": "avx512_vnni", "avx512bf16": "avx512_bf16",
+    "avx512vbmi": "avx512vbmi", "avx512vbmi2": "avx512_vbmi2", "avx512ifma": "avx512ifma",
+    "avx512bitalg": "avx512_bitalg", "avx512vpopcntdq": "avx512_vpopcntdq",
+    "avx512fp16": "avx512_fp16", "gfni": "gfni", "vaes": "vaes", "vpclmulqdq": "vpclmulqdq",
+    "amx-tile": "amx_tile", "amx-int8": "amx_int8", "amx-bf16": "amx_bf16",
+}
+
+
+def _masked_features(mcpu: str) -> list[str]:
+    """`-feature` for each vector extension the CPU model implies but this machine hides.
+    A hypervisor may report a Zen 4 with AVX-512 masked off: LLVM names it `znver4` and
+    would emit AVX-512 code that dies with SIGILL (seen on these machines)."""
+    import tvm
+
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split("flags", 1)[1].split("\n", 1)[0].split())
+        implied = tvm.target.codegen.llvm_get_cpu_features(tvm.target.Target({"kind": "llvm", "mcpu": mcpu}))
+    except (OSError, IndexError, AttributeError):
+        return []
+    return [f"-{f}" for f in sorted(set(implied) & set(_VECTOR_FEATURES)) if _VECTOR_FEATURES[f] not in flags]
 
 
 def _with(attrs, *extra) -> list[str]:

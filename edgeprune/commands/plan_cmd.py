@@ -7,6 +7,7 @@ import click
 from ..errors import InfeasibleBudget, UsageError
 from ..graph import analyze
 from ..plan.budget import Budget, parse_budget
+from ..budget_fit import SHIP_TOL
 from ..plan.calibrate import fit_measured
 from ..plan.timing import DeviceTimer
 from ..plan.knapsack import DEFAULT_BINS
@@ -98,6 +99,10 @@ def _measured(planner, run, budget, model, analysis, spec, backend):
             raise InfeasibleBudget(f"budget {budget.text} = {target:.3f} ms measured on {spec.raw} "
                                    f"(dense {dense_ms:.3f} ms) is not reachable: "
                                    f"{str(e).split(': ', 1)[-1]}") from None
+    if fitted.measured_ms > target * (1 + SHIP_TOL):
+        raise InfeasibleBudget(f"budget {budget.text} = {target:.3f} ms on {spec.raw} is not met: the closest "
+                               f"plan measured {fitted.measured_ms:.3f} ms ({fitted.measured_ms / dense_ms:.2f}x "
+                               f"of dense {dense_ms:.3f} ms) after {len(fitted.rounds)} measured round(s)")
     result = fitted.candidate
     result.plan.budget = budget.to_json()
     result.plan.measured = {"dense_ms": dense_ms, "latency_ms": fitted.measured_ms, "target_ms": target,

@@ -8,6 +8,7 @@ already in the LUT, so a resumed run walks the same path and measures only what 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import math
 import statistics
 import tempfile
@@ -72,6 +73,13 @@ def _axis_candidates(dense_values: list[int], step: int, fixed: bool) -> list[in
         return sorted(set(dense_values))
     top = max(dense_values)
     return sorted(set(range(step, top + 1, step)) | set(dense_values))
+
+
+def grid_key(plan: SigPlan) -> str:
+    """A signature's grid: the signature and the candidate counts on each axis."""
+    axes = ",".join(map(str, plan.cin_candidates)) + "/" + ",".join(map(str, plan.cout_candidates))
+    dense = ",".join(f"{ci}x{co}" for ci, co in sorted(plan.dense))
+    return f"{plan.signature.key}|{hashlib.sha256((axes + '|' + dense).encode()).hexdigest()[:16]}"
 
 
 def plan_signatures(layers: list[Layer], step: int, frozen: dict[str, tuple[bool, bool]]) -> list[SigPlan]:
@@ -196,22 +204,7 @@ class Profiler:
                          options=options, clock=s.clock)
 
     def _runnable(self, onnx_path: Path) -> tuple[Path, dict]:
-        """What the runner loads for an ONNX model: itself for ORT, its library for TVM."""
-        if self.settings.backend == "tvm":
-            return self._tvm_library(onnx_path)
-        return onnx_path, self.settings.options
-
-    def _tvm_library(self, onnx_path: Path) -> tuple[Path, dict]:
-        """The model compiled (and, with tvm_trials, tuned: its schedule lands in the
-        target's tuning database, so a plan on the grid compiles with no new tuning)."""
-        import onnx
-
-        from ..backends.tvm import TvmBackend
-
-        s = self.settings
-        artifact = TvmBackend().compile(onnx.load(str(onnx_path)), s.tvm_target, onnx_path.with_suffix(".tvm"),
-                                        {"tuning_trials": s.tvm_trials, "check": False})
-        return artifact.path("model"), artifact.run["options"]
+        return runnable(self.settings, onnx_path)
 
     def _measure_batch(self, batch: list[tuple[Signature, int, int]]) -> None:
         by_id = {}
@@ -233,13 +226,22 @@ class Profiler:
 
     # ------------------------------------------------------------- grids
     def profile(self, plans: list[SigPlan]) -> None:
-        """Coarse grid of every signature, then rounds of refinement until linear."""
-        states = [_GridState(p) for p in plans]
-        touched = []
-        while True:
-            grid = [pt for s in states for pt in s.grid_points()]
+        """Coarse grid of every signature, then rounds of refinement until linear. A grid that
+        an earlier run refined to the end is not refined again (which points refinement picks
+        depends on the values it saw; runs merged from concurrent writers differ): a resume
+        measures what that grid is missing, and nothing when the LUT holds it all."""
+        states, touched = [], []
+        for p in plans:
+            done = None if self.fresh else self.writer.lut.grids.get(grid_key(p))
+            if done:
+                touched += [(p.signature, ci, co) for ci, co in done["points"]]
+            else:
+                states.append(_GridState(p))
+        self.ensure(touched)
+        while states:
+            grid = [pt for s in states for pt in s.visit(s.grid_points())]
             self.ensure(grid)
-            probes = [pt for s in states for pt in s.probes()]
+            probes = [pt for s in states for pt in s.visit(s.probes())]
             touched += grid + probes
             if not probes:
                 break
@@ -249,6 +251,8 @@ class Profiler:
         # later passes, in reverse order so that a point's runs lie apart in time
         for runs in range(2, self.settings.passes + 1):
             self.ensure(touched[::-1], runs)
+        for s in states:
+            self.writer.set_grid(grid_key(s.plan), [(ci, co) for _, ci, co in s.touched])
 
     def profile_model(self, model, name: str = "model") -> list[Layer]:
         layers = model_layers(model)
@@ -295,6 +299,11 @@ class _GridState:
         if not plan.depthwise:
             self.pending += [("in", a, b) for a, b in zip(self.cin, self.cin[1:])]
         self._probes: list[tuple[str, int, int, int, tuple]] = []
+        self.touched: list[tuple[Signature, int, int]] = []
+
+    def visit(self, points: list) -> list:
+        self.touched += points
+        return points
 
     def grid_points(self):
         sig = self.plan.signature
@@ -386,6 +395,21 @@ def step_from_sweep(ms: dict[int, float]) -> int:
     return step
 
 
+def runnable(settings: Settings, onnx_path: Path) -> tuple[Path, dict]:
+    """What the runner loads for an ONNX micro-model, with its task options: the model itself
+    for ORT; for TVM its library (tuned with tvm_trials: the schedule lands in the target's
+    tuning database, so a plan on the grid compiles with no new tuning)."""
+    if settings.backend != "tvm":
+        return onnx_path, settings.options
+    import onnx
+
+    from ..backends.tvm import TvmBackend
+
+    artifact = TvmBackend().compile(onnx.load(str(onnx_path)), settings.tvm_target, onnx_path.with_suffix(".tvm"),
+                                    {"tuning_trials": settings.tvm_trials, "check": False})
+    return artifact.path("model"), artifact.run["options"]
+
+
 def measure_channel_step(device: Device, settings: Settings, workdir: Path) -> tuple[int, dict]:
     """The channel step of the device's staircase, measured: time a 3x3 conv at c_out = 64..96
     (c_in 64, 14x14; each count in `passes` passes, the fastest counts) and take the largest
@@ -395,9 +419,11 @@ def measure_channel_step(device: Device, settings: Settings, workdir: Path) -> t
     saves nothing."""
     sig = Signature(kind="conv", kernel=(3, 3), pads=(1, 1, 1, 1), in_hw=(14, 14), act="relu")
     counts = list(range(64, 97))
-    tasks = [BenchTask(id=f"step|{c}|{k}", model=micro_model_file(sig, 64, c, workdir), backend=settings.backend,
+    # every backend runs what it runs in a LUT entry (TVM: the compiled library)
+    loads = {c: runnable(settings, micro_model_file(sig, 64, c, workdir)) for c in counts}
+    tasks = [BenchTask(id=f"step|{c}|{k}", model=loads[c][0], backend=settings.backend,
                        threads=settings.threads, cores=settings.cores, warmup=settings.warmup,
-                       repeats=settings.repeats, min_seconds=settings.min_seconds, options=settings.options,
+                       repeats=settings.repeats, min_seconds=settings.min_seconds, options=loads[c][1],
                        clock=settings.clock)
              for k in range(max(1, settings.passes)) for c in counts]
     ms: dict[int, float] = {}

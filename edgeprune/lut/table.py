@@ -17,10 +17,12 @@ concurrent `profile` runs and a run killed at any instant never lose a saved ent
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import statistics
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +80,14 @@ SCHEMA = {
                 },
             },
         },
+        "grids": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object", "required": ["points"],
+                "properties": {"points": {"type": "array", "items": {
+                    "type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "integer", "minimum": 1}}}},
+            },
+        },
         "models": {
             "type": "object",
             "additionalProperties": {
@@ -133,6 +143,8 @@ class Lut:
     signatures: dict[str, dict] = field(default_factory=dict)
     entries: dict[tuple[str, int, int], Entry] = field(default_factory=dict)
     models: dict[str, dict] = field(default_factory=dict)
+    # a signature's grid once refinement finished: {grid key: {"points": [[c_in, c_out], ...]}}
+    grids: dict[str, dict] = field(default_factory=dict)
     path: Path | None = None
 
     # ------------------------------------------------------------- queries
@@ -173,12 +185,15 @@ class Lut:
                 mine.runs.extend(r for r in e.runs if r not in mine.runs)
         for k, v in other.models.items():
             self.models.setdefault(k, v)
+        for k, v in other.grids.items():
+            self.grids.setdefault(k, v)
 
     def to_json(self) -> dict:
         entries = sorted(self.entries.values(), key=lambda e: (e.sig, e.c_in, e.c_out))
         return {"format": FORMAT, "version": VERSION, "header": self.header,
                 "signatures": dict(sorted(self.signatures.items())),
-                "entries": [e.to_json() for e in entries], "models": self.models}
+                "entries": [e.to_json() for e in entries], "models": self.models,
+                "grids": dict(sorted(self.grids.items()))}
 
 
 
@@ -226,7 +241,8 @@ def parse_lut(text: str, name: str, path: Path | None = None) -> Lut:
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "top level"
         raise UsageError(f"{name}: invalid LUT at {where}: {error.message}")
-    lut = Lut(header=doc["header"], signatures=doc["signatures"], models=doc.get("models", {}), path=path)
+    lut = Lut(header=doc["header"], signatures=doc["signatures"], models=doc.get("models", {}),
+              grids=doc.get("grids", {}), path=path)
     for i, e in enumerate(doc["entries"]):
         if e["sig"] not in lut.signatures:
             raise UsageError(f"{name}: invalid LUT at entries/{i}: unknown signature {e['sig']!r}")
@@ -268,12 +284,21 @@ def write_lut(lut: Lut, path: str | os.PathLike) -> None:
             tmp.unlink()
 
 
+def lock_path(path: Path) -> Path:
+    """Where writers of `path` take their lock: outside the user's folder (a compile that is
+    refused or killed leaves nothing beside their files), one file per resolved LUT path."""
+    folder = Path(tempfile.gettempdir()) / f"edgeprune-locks-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    digest = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:32]
+    return folder / f"{digest}.lock"
+
+
 class LutWriter:
     """Saves a LUT after every change, merging with whatever other writers put on disk."""
 
     def __init__(self, path: str | os.PathLike, header: dict):
         self.path = Path(path)
-        self.lock = FileLock(str(self.path) + ".lock", timeout=60)
+        self.lock = FileLock(str(lock_path(self.path)), timeout=60)
         with self.lock:
             if self.path.exists():
                 self.lut = load_lut(self.path)
@@ -307,6 +332,11 @@ class LutWriter:
     def add(self, signature: Signature, c_in: int, c_out: int, run: dict) -> None:
         self.lut.add(signature, c_in, c_out, run)  # validates before anything is written
         self._sync(lambda lut: lut.add(signature, c_in, c_out, run))
+
+    def set_grid(self, key: str, points: list[tuple[int, int]]) -> None:
+        record = {"points": [list(p) for p in sorted(set(points))]}
+        self.lut.grids[key] = record
+        self._sync(lambda lut: lut.grids.__setitem__(key, record))
 
     def set_model(self, key: str, record: dict) -> None:
         self.lut.models[key] = record
