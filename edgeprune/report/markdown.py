@@ -117,6 +117,37 @@ def headline(m: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _closed_loop(lat: dict[str, Any]) -> list[str]:
+    """How the plan was fitted on the device: each round's planning limit, the LUT's
+    prediction and the candidate as it ships, measured beside the dense model."""
+    loop, rt = lat.get("closed_loop") or {}, lat.get("runtime")
+    out = []
+    if rt:
+        out += [f"Runtime configuration (LUT entries, dense reference and artifact alike): "
+                f"{rt.get('backend')}, optimisation `{rt.get('optimization')}`, {rt.get('threads')} thread(s)"
+                + (f", session entries {rt.get('session_config')}" if rt.get("session_config") else "") + ".", ""]
+    if loop.get("not_measured"):
+        return out + [f"The budget was fitted on predictions only: {loop['not_measured']}.", ""]
+    rounds = loop.get("rounds") or []
+    if rounds:
+        out += ["Plans fitted on the device, each built as it ships and timed beside the dense model "
+                f"(dense as it ships: {_f(loop.get('dense_measured_ms'))} ms; target {_f(loop.get('target_ms'))} ms):", ""]
+        out += _table(["round", "planning limit (ms)", "predicted (ms)", "measured (ms)", "note"], [
+            [str(i + 1), _f(r.get("limit_ms")), _f(r.get("predicted_ms")), _f(r.get("measured_ms")),
+             "the dense model" if r.get("dense_plan") else f"dense beside it {_f(r.get('dense_beside_ms'))} ms"]
+            for i, r in enumerate(rounds)]) + [""]
+    return out
+
+
+def _kernels(k: dict[str, Any] | None) -> list[str]:
+    if not k or k.get("ops") is None:
+        return []
+    ops = ", ".join(f"{n} {op}" for op, n in sorted(k["ops"].items(), key=lambda t: -t[1])[:8])
+    floats = k.get("float_convs") or []
+    return [f"Kernels the runtime runs ({k.get('runtime')}): {ops}"
+            + (f"; convolutions in float: {', '.join(floats[:5])}" if floats else "") + ".", ""]
+
+
 def render(m: dict[str, Any]) -> str:
     src, tgt, lat, en, b = m["source"], m["target"], m["latency_ms"], m["energy_mj"], m["budget"]
     name = src["path"].rsplit("/", 1)[-1]
@@ -136,13 +167,14 @@ def render(m: dict[str, Any]) -> str:
          else "— (no sensor)", "—"],
     ])
     if lat.get("predicted_int8"):
-        out += ["", f"The plan is priced on fp32 LUT entries; the int8 model's LUT prediction is "
-                    f"{_f(lat['predicted_int8'])} ms."]
+        out += ["", f"The plan is priced on the LUT's int8 entries (QDQ micro-models as the runtime "
+                    f"fuses them); the shipped int8 model's LUT prediction is {_f(lat['predicted_int8'])} ms."]
     if m["verify"].get("not_measured"):
         out += ["", f"Not measured on the device: {m['verify']['not_measured']}.", ""]
     else:
         out += ["", f"Measured on `{lat.get('measured_on') or '—'}` with the LUT's pinning and clock "
                     f"({m['verify'].get('clock', '—')} clock, {m['verify'].get('threads', '—')} thread(s)).", ""]
+    out += _closed_loop(lat) + _kernels(m.get("kernels"))
 
     gates = m.get("gates") or {}
     out += ["## Gates", ""]

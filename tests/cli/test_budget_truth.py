@@ -79,6 +79,9 @@ def test_a_lut_that_predicts_too_fast_is_corrected_by_measuring_the_shipped_arti
     assert first["measured_ms"] > 1.05 * loop["target_ms"]          # the LUT's plan missed ...
     assert loop["measured_ms"] <= 1.05 * loop["target_ms"]          # ... the shipped one does not
     assert m["latency_ms"]["measured_median"] <= m["latency_ms"]["dense_measured"]
+    report = (out / "report.md").read_text()
+    assert "Plans fitted on the device" in report and "Runtime configuration" in report
+    assert report.count("beside it") == len(loop["rounds"])
 
 
 def test_a_budget_no_measured_plan_meets_exits_3_with_the_measured_figure(setup, tmp_path, capsys):
