@@ -421,15 +421,24 @@ def resize(ctx: Context, node) -> None:
     x = _in_input(ctx, node, 0)
     if x is None:
         return
-    # Resize(X, roi, scales, sizes); Upsample(X, scales)
+    # Resize(X, roi, scales, sizes) with one of scales/sizes (the other "" or an empty tensor);
+    # opset 18 may name the resized axes, scales/sizes then have one entry per named axis.
+    # Upsample(X, scales)
     scales_name = node.input[1] if node.op_type == "Upsample" else (node.input[2] if len(node.input) > 2 else "")
     sizes_name = node.input[3] if node.op_type == "Resize" and len(node.input) > 3 else ""
+    rank = ctx.rank(node.input[0])
+    axes = attr(node, "axes")
+    if axes is not None and rank is None:
+        ctx.freeze(x.ids, f"{where(node)} resizes named axes of a tensor of unknown rank")
+        return
+    # where the channel axis sits in scales/sizes, or None when they leave it alone
+    index = x.axis if axes is None else next((k for k, a in enumerate(axes) if int(a) % rank == x.axis), None)
     if scales_name:
         scales = ctx.const(scales_name)
         if scales is None:
             ctx.freeze(x.ids, f"{where(node)} has non-constant scales")
             return
-        if scales.size and scales.reshape(-1)[x.axis] != 1:
+        if scales.size and index is not None and scales.reshape(-1)[index] != 1:
             ctx.freeze(x.ids, f"{where(node)} resizes the channel axis")
             return
     if sizes_name:
@@ -437,10 +446,11 @@ def resize(ctx: Context, node) -> None:
         if sizes is None:
             ctx.freeze(x.ids, f"{where(node)} has non-constant sizes")
             return
-        if attr(node, "axes") is not None:
-            ctx.freeze(x.ids, f"{where(node)} resizes with an axes attribute")
-            return
-        ctx.fixup(node, "shape", x.ids, input=3, index=x.axis)
+        if sizes.size and index is not None:
+            if sizes.reshape(-1)[index] != len(x.ids):
+                ctx.freeze(x.ids, f"{where(node)} resizes the channel axis")
+                return
+            ctx.fixup(node, "shape", x.ids, input=3, index=index)
     ctx.set(node.output[0], x.axis, x.ids)
 
 

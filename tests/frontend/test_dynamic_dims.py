@@ -316,3 +316,31 @@ def test_the_runner_fills_dynamic_dims_from_the_task_and_names_those_it_cannot(t
     # the data gives height and width; a dynamic batch runs one sample, as a static batch of 1 does
     assert rec["data"]["ok"] and np.load(tmp_path / "data.npz")["y"].shape == (1, 2)
     assert not rec["clash"]["ok"] and "?x3x?x?" in rec["clash"]["error"]
+
+
+# ---- other shape readers real exports reach -------------------------------------------------
+@pytest.mark.parametrize("how", ["scales", "sizes"])
+def test_resize_naming_its_axes_prunes_and_keeps_the_invariant(how):
+    """Opset 18 Resize with `axes`: scales/sizes hold one entry per named axis, not per dim."""
+    from tests.helpers import assert_invariant
+
+    rng = np.random.default_rng(3)
+    w1 = numpy_helper.from_array(rng.standard_normal((6, 3, 3, 3)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.standard_normal((2, 6, 1, 1)).astype(np.float32), "w2")
+    arg = (numpy_helper.from_array(np.array([2, 2], np.float32), "scales") if how == "scales"
+           else numpy_helper.from_array(np.array([8, 8], np.int64), "sizes"))
+    resize_in = ["c", "", "scales"] if how == "scales" else ["c", "", "", "sizes"]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Resize", resize_in, ["r"], mode="nearest", axes=[-2, -1]),
+             helper.make_node("Conv", ["r", "w2"], ["y"], kernel_shape=[1, 1])]
+    graph = helper.make_graph(nodes, "resize_axes", [_vi("x", [None, 3, 4, 4], "-1")],
+                              [_vi("y", [None, 2, 8, 8], "-1")], [w1, w2, arg])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    from edgeprune.frontend.load import load_model_bytes
+
+    loaded = load_model_bytes(model.SerializeToString())
+    analysis = analyze(loaded)
+    [group] = analysis.prunable()
+    assert group.channels == 6
+    assert_invariant(loaded, {group.id: [0, 2, 5]}, analysis=analysis)

@@ -156,12 +156,16 @@ def resize(draw, b: Builder, x, c, s):
     if s > 4:
         return pool(draw, b, x, c, s)
     roi = b.const(np.zeros(0, dtype=np.float32)) if b.opset < 13 else ""
+    # opset 18 may name the resized axes: scales/sizes then hold one entry per named axis
+    axes = draw(st.sampled_from([[2, 3], [-2, -1], None])) if b.opset >= 18 else None
+    extra = {} if axes is None else {"axes": axes}
     if draw(st.booleans()):
-        scales = b.const(np.array([1, 1, 2, 2], dtype=np.float32))
-        y = b.one("Resize", [x, roi, scales], mode="nearest")
+        scales = b.const(np.array([2, 2] if axes else [1, 1, 2, 2], dtype=np.float32))
+        y = b.one("Resize", [x, roi, scales], mode="nearest", **extra)
     else:
         empty = b.const(np.zeros(0, dtype=np.float32))
-        y = b.one("Resize", [x, roi if roi else empty, empty, b.ints([1, c, 2 * s, 2 * s])], mode="nearest")
+        sizes = b.ints([2 * s, 2 * s] if axes else [1, c, 2 * s, 2 * s])
+        y = b.one("Resize", [x, roi if roi else empty, empty, sizes], mode="nearest", **extra)
     return y, c, 2 * s
 
 
