@@ -17,6 +17,7 @@ from typing import Any, Mapping, Protocol, runtime_checkable
 import onnx
 
 from ..errors import UsageError
+from ..frontend.shapes import dims_text, static_shape
 
 
 
@@ -143,11 +144,11 @@ def io_spec(proto: onnx.ModelProto) -> tuple[dict[str, dict[str, Any]], list[str
         if i.name in inits:
             continue
         tt = i.type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
-        if any(d is None or d <= 0 for d in dims):
-            raise UsageError(f"model input '{i.name}' has dynamic shape {dims}; backends need static shapes "
-                             "(load it with edgeprune.frontend.load.load_model and --input-shape)")
-        inputs[i.name] = {"shape": dims,
+        dims = static_shape(i)   # dim_param, dim_value <= 0 and unset dims are all dynamic
+        if dims is None:
+            raise UsageError(f"model input '{i.name}' has dynamic shape {dims_text(tt.shape.dim)}; backends "
+                             "need static shapes (load it with edgeprune.frontend.load.load_model and --input-shape)")
+        inputs[i.name] = {"shape": list(dims),
                           "dtype": onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type).name}
     return inputs, [o.name for o in proto.graph.output]
 
