@@ -99,8 +99,8 @@ def headline(m: dict[str, Any]) -> list[str]:
                 if lat.get("measured_median") is not None else ", not measured")
              + f" on {m['target']['device']}"
              + (" (estimated: roofline prior)" if lat.get("estimated") else "")]
-    if lat.get("dense_measured") and lat.get("measured_median"):
-        lines.append(f"measured speed-up over dense: {lat['dense_measured'] / lat['measured_median']:.2f}x")
+    if lat.get("speedup_measured"):
+        lines.append(f"measured speed-up over dense: {lat['speedup_measured']:.2f}x")
     lines.append(f"energy: {_f(en['predicted'])} mJ predicted ({en['predicted_source']})"
                  + (f", {_f(en['measured'])} mJ measured ({en['measured_source']})" if en.get("measured") else ""))
     fid = stages(m)
