@@ -13,7 +13,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import UsageError
-from .shapes import dim_label, dim_size, dims_text
+from .shapes import dim_label, dim_name, dim_size, dims_text
 
 # ONNX Runtime and our rewrite rules are tested from opset 11 up.
 MIN_OPSET = 11
@@ -224,8 +224,7 @@ def _static_input_shapes(proto, given, name) -> dict[str, tuple[int, ...]]:
                 missing.append(k)
                 resolved.append(None)
         if missing:
-            labels = [f"{dim_label(dims[k], k)} (axis {k})" if dims[k].dim_param else f"axis {k}"
-                      for k in missing]
+            labels = [f"{dim_name(dims[k])} (axis {k})" if dim_name(dims[k]) else f"axis {k}" for k in missing]
             example = "x".join(str(s) if s is not None else f"<{dim_label(dims[k], k)}>"
                                for k, s in enumerate(resolved))
             needed.append((inp.name, f"dynamic dims {dims_text(dims)}", labels, example))

@@ -36,16 +36,21 @@ def static_shape(vi: onnx.ValueInfoProto) -> tuple[int, ...] | None:
     return tuple(dims)  # type: ignore[arg-type]
 
 
+def dim_name(d: onnx.TensorShapeProto.Dimension) -> str | None:
+    """A dynamic dim's dim_param when it names something (Paddle2ONNX writes `?`)."""
+    name = d.dim_param if d.HasField("dim_param") else ""
+    return name if name and any(ch.isalnum() for ch in name) else None
+
+
 def dim_label(d: onnx.TensorShapeProto.Dimension, axis: int) -> str:
     """How a dynamic dim is named in messages: its dim_param, else its axis."""
-    return d.dim_param if d.HasField("dim_param") and d.dim_param else f"axis{axis}"
+    return dim_name(d) or f"axis{axis}"
 
 
 def dims_text(dims: Iterable[onnx.TensorShapeProto.Dimension]) -> str:
-    """`[?, 3, h, w]`: static sizes, dim_param names, `?` for -1, 0 and unset."""
+    """`[?, 3, h, w]`: static sizes, dim_param names, `?` for -1, 0, unset and unnamed."""
     parts = []
     for d in dims:
         size = dim_size(d)
-        parts.append(str(size) if size is not None else (d.dim_param if d.HasField("dim_param") and d.dim_param
-                                                         else "?"))
+        parts.append(str(size) if size is not None else (dim_name(d) or "?"))
     return "[" + ", ".join(parts) + "]"

@@ -154,6 +154,16 @@ def test_without_input_shape_the_refusal_names_the_dims_still_needed(style, tmp_
     assert "axis 0" not in msg.split("must give")[1]   # a dynamic batch defaults to 1
 
 
+def test_paddle_question_mark_dims_are_named_by_axis(tmp_path):
+    """PaddleOCR's classifier (rapidocr-onnxruntime) declares x as [-1, 3, "?", "?"]."""
+    model = exporter_model("-1")
+    for d in model.graph.input[0].type.tensor_type.shape.dim[2:]:
+        d.dim_param = "?"
+    with pytest.raises(UsageError) as e:
+        load_model(_write(tmp_path, model))
+    assert "dynamic dims [?, 3, ?, ?]: --input-shape must give axis 2 and axis 3" in str(e.value)
+
+
 @pytest.mark.parametrize("style", ("-1", "0", "unset"))
 def test_a_dynamic_batch_alone_needs_no_input_shape(style, tmp_path):
     model = exporter_model("param", batch_style=style)
