@@ -676,6 +676,7 @@ class _Run:
                 "dense_predicted": p["dense_energy_mj"], "predicted": p["energy_mj"],
                 "predicted_source": "estimated" if p["energy_estimated"] else "lut",
                 "measured": energy_measured, "measured_source": v.get("energy_source"),
+                **({"not_measured": v["energy_note"]} if v.get("energy_note") else {}),
             },
             "macs": {"before": int(self.analysis.macs), "after": int(after.macs)},
             "params": {"before": int(self.analysis.params), "after": int(after.params)},
@@ -687,7 +688,7 @@ class _Run:
                          "per-channel int8 weights" + (" (7-bit: the target's int8 kernels add in "
                                                        "int16 with saturation)" if self.int8_7bit else "")
                          + ", BN folded"},
-            "verify": {k: v[k] for k in v if k not in ("energy_mj", "energy_source")},
+            "verify": {k: v[k] for k in v if k not in ("energy_mj", "energy_source", "energy_note")},
             "kernels": self.kernels,
             "lut": self.costs.info,
             "sweep": self.sweep,

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .devices.energy import describe_sensor
 from .errors import DeviceError
 
 MEASURE_REPEATS = 30
@@ -119,7 +120,8 @@ def _measure(artifact, inputs, reference, target: str) -> dict[str, Any]:
     out: dict[str, Any] = {"measured_on": target, "measured_median_ms": r.median_ms,
                            "measured_p90_ms": r.p90_ms, "measured_count": r.count,
                            "clock": settings.clock, "threads": settings.threads,
-                           "energy_mj": r.energy_mj, "energy_source": r.energy_source,
+                           "energy_mj": r.energy_mj, "energy_source": describe_sensor(r.energy_source),
+                           "energy_note": r.energy_note,
                            "device_state": state or r.state}
     if r.outputs:
         ref = {name: arr[:batch] for name, arr in zip(artifact.outputs, reference)}

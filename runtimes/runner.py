@@ -76,11 +76,21 @@ class _Sampler:
         self._stop = threading.Event()
         self._thread = None
 
+    def unavailable(self) -> str | None:
+        """Why this sensor cannot measure the model's energy now (None: it can). A battery
+        measures the phone's draw only while it discharges: on a charger its current is the
+        charge flowing in."""
+        if self.kind == "battery":
+            status = (_read(os.path.join(self.path, "status")) or "").strip()
+            if status and status.lower() != "discharging":
+                return f"battery {status.lower()}: energy is measured only while the battery discharges"
+        return None
+
     def _power_w(self) -> float:
         if self.kind == "battery":
             cur = float(_read(os.path.join(self.path, "current_now")) or "nan")
             volt = float(_read(os.path.join(self.path, "voltage_now")) or "nan")
-            # Android reports discharge current as negative on some phones, positive on others
+            # while discharging, phones report the current as negative or positive by vendor
             return abs(cur) * 1e-6 * volt * 1e-6
         return float(_read(self.path) or "nan") * 1e-6
 
@@ -144,6 +154,9 @@ def run_task(task: dict, job_dir: Path) -> dict:
     repeats = int(task.get("repeats", 30))
     min_seconds = float(task.get("min_seconds", 0.2))
     sampler = _Sampler(task["energy"]) if task.get("energy") else None
+    energy_note = sampler.unavailable() if sampler else None
+    if energy_note:
+        sampler = None
     # "cpu" times the calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID): on a shared machine
     # it leaves out the time the thread sat preempted. Valid only when the runtime computes on
     # the calling thread, i.e. with one intra-op thread.
@@ -178,6 +191,8 @@ def run_task(task: dict, job_dir: Path) -> dict:
     if joules is not None and joules == joules:  # NaN when the sensor could not be read
         result["energy_mj"] = joules * 1e3 / len(times)
         result["energy_source"] = sampler.kind
+    elif energy_note:
+        result["energy_note"] = energy_note
     if task.get("save_outputs"):
         out = Path(task["save_outputs"])
         if not out.is_absolute():

@@ -39,6 +39,7 @@ class TaskResult:
     count: int = 0
     energy_mj: float | None = None
     energy_source: str | None = None   # "rapl", "battery", "hwmon", or None (not measured)
+    energy_note: str | None = None     # why a sensor present did not measure (e.g. battery charging)
     outputs: dict[str, Any] | None = None  # name -> numpy array, when save_outputs
     state: dict[str, Any] = field(default_factory=dict)  # governor, frequencies, thermal
     error: str | None = None

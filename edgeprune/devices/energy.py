@@ -37,6 +37,18 @@ class SensorSpec:
         return {"kind": self.kind, "path": self.path}
 
 
+SENSOR_LABELS = {
+    "rapl": "RAPL: CPU package energy, not the whole machine's",
+    "battery": "battery: the whole phone's draw while discharging",
+    "hwmon": "hwmon/INA power rail",
+}
+
+
+def describe_sensor(kind: str | None) -> str | None:
+    """What a measured energy figure covers, by the sensor it came from."""
+    return None if kind is None else SENSOR_LABELS.get(kind, kind)
+
+
 def estimate_mj(macs: float, bytes_moved: float, dtype: str = "fp32") -> float:
     """Analytical energy of some work, in millijoules (marked `estimated` wherever shown)."""
     return (macs * PJ_PER_MAC[dtype] + bytes_moved * PJ_PER_DRAM_BYTE) * 1e-9

@@ -173,5 +173,6 @@ def _task_result(rec: dict, folder: Path) -> TaskResult:
             outputs = {k: data[k] for k in data.files}
     return TaskResult(id=rec["id"], ok=True, median_ms=rec["median_ms"], p90_ms=rec["p90_ms"],
                       count=rec["count"], energy_mj=rec.get("energy_mj"),
-                      energy_source=rec.get("energy_source"), outputs=outputs,
+                      energy_source=rec.get("energy_source"), energy_note=rec.get("energy_note"),
+                      outputs=outputs,
                       state=rec.get("state", {}))

@@ -46,6 +46,21 @@ STATE_GLOBS = (
     "/sys/class/thermal/thermal_zone[0-9]*/temp",
 )
 BATTERY = "/sys/class/power_supply/battery"
+HWMON_POWER_GLOBS = ("bus/i2c/drivers/ina3221*/*/hwmon/hwmon*/power*_input",
+                     "class/hwmon/hwmon*/power*_input")
+
+
+def discover_sensor_script(link: str, sys_root: str = "/sys") -> str:
+    """POSIX sh (as busybox and toybox run it) that links the device's energy sensor at `link`
+    (already shell-quoted) and prints `sensor KIND`: the phone's battery, else the first
+    hwmon / INA3221 power rail (a Jetson's or a board's power monitor, in microwatts)."""
+    battery = _q(sys_root.rstrip("/") + "/class/power_supply/battery")
+    globs = " ".join(f"{_q(sys_root.rstrip('/'))}/{g}" for g in HWMON_POWER_GLOBS)
+    return (f"rm -f {link}; "
+            f"if [ -r {battery}/current_now ] && [ -r {battery}/voltage_now ]; then "
+            f"ln -sfn {battery} {link} && echo sensor battery; else "
+            f"for f in {globs}; do "
+            f"if [ -r \"$f\" ]; then ln -sfn \"$f\" {link} && echo sensor hwmon; break; fi; done; fi")
 _STATE_MARK = "@@edgeprune-state@@"
 
 
@@ -84,7 +99,7 @@ class RemoteConfig:
     call_timeout_s: float = 60.0
     push_timeout_s: float = 600.0
     task_timeout_s: float = 900.0      # no new result for this long: the device is stuck
-    # energy sensor: (kind, device path) from the profile; None = look for a battery
+    # energy sensor: (kind, device path) from the profile; None = look for a battery, then hwmon
     sensor: tuple[str, str] | None = None
     use_sensor: bool = True
     bundle: Any = None                 # a devices.bundle.Bundle to push and start Python from
@@ -278,10 +293,12 @@ class RemoteDevice:
         link = _q(self.config.workdir + "/sensor")
         if not self.config.use_sensor:
             return f"rm -f {link}"
-        kind, path = self.config.sensor or ("battery", BATTERY)
-        files = {"battery": [f"{path}/current_now", f"{path}/voltage_now"]}.get(kind, [path])
-        readable = " && ".join(f"[ -r {_q(f)} ]" for f in files)
-        return f"if {readable}; then ln -sfn {_q(path)} {link} && echo sensor {_q(kind)}; else rm -f {link}; fi"
+        if self.config.sensor is not None:
+            kind, path = self.config.sensor
+            files = {"battery": [f"{path}/current_now", f"{path}/voltage_now"]}.get(kind, [path])
+            readable = " && ".join(f"[ -r {_q(f)} ]" for f in files)
+            return f"if {readable}; then ln -sfn {_q(path)} {link} && echo sensor {_q(kind)}; else rm -f {link}; fi"
+        return discover_sensor_script(link)
 
     def _write_text(self, remote: str, text: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -425,7 +442,8 @@ class RemoteDevice:
             outputs = self._pull_npz(f"{job}/{rec['outputs']}")
         return TaskResult(id=task.id, ok=True, median_ms=rec.get("median_ms"), p90_ms=rec.get("p90_ms"),
                           count=int(rec.get("count", 0)), energy_mj=rec.get("energy_mj"),
-                          energy_source=rec.get("energy_source"), outputs=outputs,
+                          energy_source=rec.get("energy_source"), energy_note=rec.get("energy_note"),
+                      outputs=outputs,
                           state={**(rec.get("state") or {}), **state})
 
     def _pull_npz(self, remote: str) -> dict[str, Any]:

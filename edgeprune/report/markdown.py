@@ -164,7 +164,7 @@ def render(m: dict[str, Any]) -> str:
         ["energy (mJ)", _f(b.get("limit_mj")), f"{_f(en.get('dense_predicted'))} pred.",
          f"{_f(en['predicted'])} ({en['predicted_source']})",
          f"{_f(en['measured'])} ({en['measured_source']})" if en.get("measured") is not None
-         else "— (no sensor)", "—"],
+         else f"— ({en['not_measured']})" if en.get("not_measured") else "— (no sensor)", "—"],
     ])
     if lat.get("predicted_int8"):
         out += ["", f"The plan is priced on the LUT's int8 entries (QDQ micro-models as the runtime "

@@ -52,6 +52,17 @@ class RpcPool:
             time.sleep(0.5)
         return self
 
+    def wait_free(self, timeout_s: float = 30.0) -> None:
+        """Until the pool's device is idle again: a server re-registers with the tracker a
+        moment after a session on it ends, so a test right after another sees it busy."""
+        from edgeprune.devices.rpc import tracker_queue
+
+        deadline = time.monotonic() + timeout_s
+        while tracker_queue("127.0.0.1", self.port).get(self.key, {}).get("free", 0) < 1:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the RPC server did not become free within {timeout_s:.0f} s")
+            time.sleep(0.2)
+
     def _listening(self) -> bool:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):

@@ -88,3 +88,37 @@ def test_runner_integrates_battery_power_over_the_timed_loop(tmp_path):
     # 2 W over the loop, divided by the runs: 2 W x (loop time / runs) >= 2 W x mean run time
     assert rec["energy_mj"] >= 2.0 * rec["mean_ms"] * 0.9
     assert rec["energy_mj"] <= 2.0 * 0.3 * 3 * 1e3 / rec["count"] + 2.0 * rec["mean_ms"] * 3
+
+
+@pytest.mark.parametrize("status", ["Charging", "Full", "Not charging"])
+def test_a_battery_that_is_not_discharging_measures_no_energy_and_says_why(tmp_path, status):
+    bat = tmp_path / "battery"
+    bat.mkdir()
+    (bat / "current_now").write_text("800000\n")     # the charger's current flowing in
+    (bat / "voltage_now").write_text("4200000\n")
+    (bat / "status").write_text(status + "\n")
+    model = micro_model_file(SIG, 16, 16, tmp_path)
+    job = {"version": 1, "results": "r.jsonl", "tasks": [
+        {"id": "e", "model": str(model), "warmup": 1, "repeats": 5, "min_seconds": 0.0,
+         "energy": {"kind": "battery", "path": str(bat)}}]}
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    subprocess.run([sys.executable, str(RUNNER), str(tmp_path / "job.json")], check=True, capture_output=True)
+    rec = json.loads((tmp_path / "r.jsonl").read_text())
+    assert "energy_mj" not in rec
+    assert rec["energy_note"].startswith(f"battery {status.lower()}")
+
+
+def test_a_discharging_battery_is_measured(tmp_path):
+    bat = tmp_path / "battery"
+    bat.mkdir()
+    (bat / "current_now").write_text("500000\n")
+    (bat / "voltage_now").write_text("4000000\n")
+    (bat / "status").write_text("Discharging\n")
+    model = micro_model_file(SIG, 16, 16, tmp_path)
+    job = {"version": 1, "results": "r.jsonl", "tasks": [
+        {"id": "e", "model": str(model), "warmup": 1, "repeats": 5, "min_seconds": 0.0,
+         "energy": {"kind": "battery", "path": str(bat)}}]}
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    subprocess.run([sys.executable, str(RUNNER), str(tmp_path / "job.json")], check=True, capture_output=True)
+    rec = json.loads((tmp_path / "r.jsonl").read_text())
+    assert rec["energy_source"] == "battery" and rec["energy_mj"] > 0

@@ -75,6 +75,7 @@ min_seconds = 0.0
 
 def test_devices_lists_the_pool(pool, monkeypatch, capsys):
     monkeypatch.setenv("EDGEPRUNE_TRACKER", f"127.0.0.1:{pool.port}")
+    pool.wait_free()   # the previous test's session ends before the server registers as idle
     assert main(["devices", "--json"]) == 0
     (tracker,) = [t for t in json.loads(capsys.readouterr().out)["trackers"] if t["address"] == f"127.0.0.1:{pool.port}"]
     assert tracker["keys"][pool.key]["free"] == 1
