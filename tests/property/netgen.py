@@ -398,3 +398,22 @@ def input_shape(spec: Spec) -> tuple[int, int, int, int]:
 
 def seeded_input(spec: Spec) -> np.ndarray:
     return np.random.default_rng(spec.seed).standard_normal(input_shape(spec)).astype(np.float32)
+
+
+def export_dynamic(module: torch.nn.Module, spec: Spec, axes: dict[int, str]):
+    """Export as torch does for a deployable checkpoint with `dynamic_axes` (batch and often
+    height/width named dynamic: flattens and resizes then read Shape), and load it at the
+    spec's size as `--input-shape` would."""
+    import io
+    import warnings
+
+    from edgeprune.frontend.load import load_model_bytes
+
+    module.eval()
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.randn(*input_shape(spec)),), buf, dynamo=False, opset_version=17,
+                          input_names=["x0"], dynamic_axes={"x0": axes},
+                          training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
+    return load_model_bytes(buf.getvalue(), input_shapes={"x0": input_shape(spec)})
