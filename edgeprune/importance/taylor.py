@@ -47,6 +47,7 @@ from ..frontend.load import Model
 from ..graph.groups import Analysis
 from ..graph.types import OUT, THROUGH
 from ..outputs import CLASSES, DETECTION, Kind, kind_of
+from ..recover.recover import single_threaded_torch
 
 DEFAULT_BATCH = 16
 DEFAULT_SAMPLES = 256
@@ -213,30 +214,34 @@ def taylor_scores(model: Model, analysis: Analysis, data: Mapping[str, np.ndarra
     size = sum(g.channels for g in analysis.groups)
     total = np.zeros(size)
     gen = torch.Generator().manual_seed(SEED)
-    batches = -(-min(len(next(iter(data.values()), [])), max_samples) // batch_size)
+    samples = len(data[input_names[0]]) if input_names and input_names[0] in data else 0
+    batches = -(-min(samples, max_samples) // batch_size)
     per_batch = min(PER_BATCH[1], max(PER_BATCH[0], -(-PROJECTIONS // max(1, batches))))
     try:
-        for start, feeds in _batches(data, input_names, batch_size, max_samples):
-            outs = forward(feeds)
-            target = None
-            if labels is not None:
-                n = len(next(iter(feeds.values())))
-                target = torch.from_numpy(np.asarray(labels[start:start + n], dtype=np.int64))
-            rounds = per_batch if _projects(outs, target is not None) else 1
-            for k in range(rounds):
-                for p in params.values():
-                    p.grad = None
-                distillation_loss(outs, gen, target).backward(retain_graph=k < rounds - 1)
-                per_member: dict[str, np.ndarray] = {}
-                for u in uses:
-                    p = params[u.tensor]
-                    if p.grad is None:
-                        continue
-                    prod = (p.detach() * p.grad).double().numpy()
-                    per_pos = np.moveaxis(prod, u.axis, 0).reshape(prod.shape[u.axis], -1).sum(axis=1)
-                    np.add.at(per_member.setdefault(u.node, np.zeros(size)), u.flat, per_pos)
-                for contribution in per_member.values():
-                    total += np.abs(contribution) / rounds
+        # one torch thread: the interpreter's small ops ran 30-60x slower with two threads
+        # spinning against ONNX Runtime's on a shared machine
+        with single_threaded_torch():
+            for start, feeds in _batches(data, input_names, batch_size, max_samples):
+                outs = forward(feeds)
+                target = None
+                if labels is not None:
+                    n = len(next(iter(feeds.values())))
+                    target = torch.from_numpy(np.asarray(labels[start:start + n], dtype=np.int64))
+                rounds = per_batch if _projects(outs, target is not None) else 1
+                for k in range(rounds):
+                    for p in params.values():
+                        p.grad = None
+                    distillation_loss(outs, gen, target).backward(retain_graph=k < rounds - 1)
+                    per_member: dict[str, np.ndarray] = {}
+                    for u in uses:
+                        p = params[u.tensor]
+                        if p.grad is None:
+                            continue
+                        prod = (p.detach() * p.grad).double().numpy()
+                        per_pos = np.moveaxis(prod, u.axis, 0).reshape(prod.shape[u.axis], -1).sum(axis=1)
+                        np.add.at(per_member.setdefault(u.node, np.zeros(size)), u.flat, per_pos)
+                    for contribution in per_member.values():
+                        total += np.abs(contribution) / rounds
     finally:
         for n, p in params.items():
             p.requires_grad_(saved[n])

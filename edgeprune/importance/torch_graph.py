@@ -8,9 +8,10 @@ is a UsageError naming the node — the caller can then give the PyTorch model i
 
 Exporters often hard-code batch 1 in Reshape/Expand constants (YOLO exports reshape to
 `[1, 4, 16, anchors]`). A graph whose inputs declare batch 1 is therefore checked once on
-the first batch of more than one sample: when running the batch at once fails or differs
-from running its samples one by one, every later batch runs sample by sample (the same
-parameters, so gradients add up as for a batch).
+the first batch of more than one sample, against running its first samples one by one:
+run as it is, if that gives the same outputs; else with the leading 1 of constant
+Reshape/Expand shapes read as the batch size, if that does; else sample by sample (the same
+parameters, so gradients add up as for a batch; many small ops, so much slower).
 """
 
 from __future__ import annotations
@@ -47,24 +48,30 @@ class TorchGraph:
 
         # inputs declaring batch 1: the graph may hard-code it (decided on the first batch)
         self.batch_one = any(_dim0(i) == 1 for i in self.graph.input if i.name in self.input_names)
-        self.per_sample: bool | None = None if self.batch_one else False
+        self.mode: str | None = None if self.batch_one else BATCH
+        self._rebatch = 0     # REBATCH: the batch size written over constant shapes' leading 1
+
+    @property
+    def per_sample(self) -> bool | None:
+        return None if self.mode is None else self.mode == PER_SAMPLE
 
     def __call__(self, feeds: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
         n = _batch(feeds)
         if n <= 1:
             return self._run(feeds)
-        if self.per_sample is None:
-            self.per_sample = not self._batch_runs(feeds)
-        if not self.per_sample:
-            return self._run(feeds)
+        if self.mode is None:
+            self.mode = next((m for m in (BATCH, REBATCH) if self._batch_runs(feeds, m)), PER_SAMPLE)
+        if self.mode != PER_SAMPLE:
+            return self._run(feeds, n if self.mode == REBATCH else 0)
         runs = [self._run({k: v[i:i + 1] for k, v in feeds.items()}) for i in range(n)]
         return [torch.cat([_t(r[j]) for r in runs], dim=0) for j in range(len(self.output_names))]
 
-    def _batch_runs(self, feeds: Mapping[str, torch.Tensor]) -> bool:
-        """Whether running a batch at once gives what running its samples one by one gives."""
+    def _batch_runs(self, feeds: Mapping[str, torch.Tensor], mode: str) -> bool:
+        """Whether running a batch at once (in `mode`) gives what running its samples one by
+        one gives."""
         with torch.no_grad():
             try:
-                whole = self._run(feeds)
+                whole = self._run(feeds, _batch(feeds) if mode == REBATCH else 0)
             except UsageError:
                 return False
             for i in range(min(2, _batch(feeds))):
@@ -78,11 +85,16 @@ class TorchGraph:
                         return False
         return True
 
-    def _run(self, feeds: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
+    def _run(self, feeds: Mapping[str, torch.Tensor], rebatch: int = 0) -> list[torch.Tensor]:
+        """The graph's outputs; with `rebatch`, the leading 1 of every constant Reshape/Expand
+        shape (a batch hard-coded by the exporter) reads as that batch size."""
         env: dict[str, object] = dict(self.params)
         env.update(feeds)
         for node in self.graph.node:
             args = [None if not n else env[n] if n in env else _t(self.consts[n]) for n in node.input]
+            if rebatch and node.op_type in _SHAPED and node.input[1] in self.consts \
+                    and args[1].dim() == 1 and args[1].numel() and int(args[1][0]) == 1:
+                args[1] = torch.cat([torch.tensor([rebatch], dtype=args[1].dtype), args[1][1:]])
             attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
             try:
                 out = OPS[node.op_type](args, attrs)
@@ -97,6 +109,10 @@ class TorchGraph:
                 if name:
                     env[name] = value
         return [env[n] for n in self.output_names]
+
+
+BATCH, REBATCH, PER_SAMPLE = "batch", "rebatch", "per-sample"
+_SHAPED = ("Reshape", "Expand")   # ops whose second input is a shape that may hard-code batch 1
 
 
 def _dim0(value_info) -> int | None:

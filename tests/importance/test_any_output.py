@@ -32,10 +32,26 @@ def test_a_graph_hard_coding_batch_1_in_its_reshapes_runs_a_batch():
     graph = TorchGraph(model.proto)
     with torch.no_grad():
         got = graph({"images": torch.from_numpy(x)})
-    assert graph.per_sample
+    assert graph.mode == "rebatch"        # the constants' leading 1 read as the batch size
     want = _per_sample(model.proto, "images", x)
     assert got[0].shape == (16, 7, 64)
     np.testing.assert_allclose(got[0].numpy(), want[0], rtol=1e-4, atol=1e-4)
+
+
+def test_a_graph_whose_constant_shapes_cannot_be_rebatched_runs_sample_by_sample():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])
+    inits = [onnx.numpy_helper.from_array(np.array([2, 4], np.int64), "s24"),
+             onnx.numpy_helper.from_array(np.array([1, 8], np.int64), "s18")]
+    nodes = [helper.make_node("Reshape", ["x", "s24"], ["a"], name="to_2x4"),   # batch folded away
+             helper.make_node("Softmax", ["a"], ["b"], name="softmax", axis=0),
+             helper.make_node("Reshape", ["b", "s18"], ["y"], name="to_1x8")]
+    proto = helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits))
+    xs = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
+    graph = TorchGraph(proto)
+    got = graph({"x": torch.from_numpy(xs)})[0]
+    assert graph.mode == "per-sample"
+    np.testing.assert_allclose(got.numpy(), _per_sample(proto, "x", xs)[0], rtol=1e-5, atol=1e-6)
 
 
 def test_the_zoo_yolo_export_hard_codes_batch_1_and_taylor_scores_it(tmp_path):
@@ -56,7 +72,7 @@ def test_a_graph_that_batches_fine_is_run_as_one_batch(tmp_path):
     graph = TorchGraph(load_model(path).proto)
     with torch.no_grad():
         graph({"input": torch.zeros(4, 3, 64, 64)})
-    assert graph.per_sample is False
+    assert graph.mode == "batch" and graph.per_sample is False
 
 
 def test_a_segmenter_with_a_one_channel_output_gets_scores():
