@@ -417,7 +417,11 @@ class _Run:
         from .quantize.ort_qdq import saturating_int8
         from .shipped import measurable
 
-        self.spec = parse_device(self.req.target)
+        from .devices.detect import with_profile
+
+        # a phone or board given by address alone is read once and gets a profile of its own:
+        # the artifact is built for its architecture, never this host's
+        self.spec = with_profile(parse_device(self.req.target))
         self.target_spec = TargetSpec.from_profile(self.spec.profile if self.spec.profile is not None
                                                    else load_profile("host"))
         self.runtime = spec_runtime(self.spec, self.req.backend)

@@ -22,6 +22,10 @@ def open_device(spec: str | DeviceSpec) -> Device:
         from .host import HostDevice
         return HostDevice(parsed)
     module_name, class_name = _REMOTE[parsed.kind]
+    if parsed.profile is None and parsed.kind in ("adb", "ssh"):
+        from .detect import with_profile
+
+        parsed = with_profile(parsed)
     if parsed.serial is None and parsed.host is None:
         raise UsageError(f"--device {parsed.raw}: this profile is reached over {parsed.kind}; pass --device "
                          f"{address_example(parsed.kind)} or set reach.address in {parsed.profile.path}")

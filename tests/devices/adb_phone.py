@@ -14,6 +14,17 @@ from pathlib import Path
 
 FAKE_ADB = Path(__file__).resolve().parent / "fake_adb"
 SERIAL = "emulator-5554"
+CPUINFO = "".join(f"processor\t: {i}\nBogoMIPS\t: 52.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 "
+                  f"crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU architecture: 8\n\n"
+                  for i in range(2))
+GETPROP = """#!/bin/sh
+case "$1" in
+  ro.product.cpu.abi) echo arm64-v8a ;;
+  ro.product.model) echo sdk_gphone64_arm64 ;;
+  ro.board.platform) echo emu64a ;;
+  *) echo ;;
+esac
+"""
 
 
 class Phone:
@@ -22,11 +33,21 @@ class Phone:
         self.root = self.folder / "device"
         self.monkeypatch = monkeypatch
         (self.root / "data/local/tmp").mkdir(parents=True)
-        for cpu in range(4):
+        # two cores (a little and a big one): the stand-in runs the runner on this machine, and
+        # the detected profile pins it to the fastest core, which must exist here too
+        for cpu in range(2):
             freq = self.root / f"sys/devices/system/cpu/cpu{cpu}/cpufreq"
             freq.mkdir(parents=True)
             (freq / "scaling_governor").write_text("performance\n")
             (freq / "scaling_cur_freq").write_text(f"{1800000 + 100000 * cpu}\n")
+            (freq / "cpuinfo_max_freq").write_text("1800000\n" if cpu == 0 else "2850000\n")
+        # what an arm64 phone says about itself: /proc/cpuinfo and getprop (toybox's sh runs it)
+        (self.root / "proc").mkdir()
+        (self.root / "proc/cpuinfo").write_text(CPUINFO)
+        (self.root / "system/bin").mkdir(parents=True)
+        getprop = self.root / "system/bin/getprop"
+        getprop.write_text(GETPROP)
+        getprop.chmod(0o755)
         for zone, temp in enumerate((41000, 38500)):
             z = self.root / f"sys/class/thermal/thermal_zone{zone}"
             z.mkdir(parents=True)

@@ -33,7 +33,7 @@ def test_measures_on_the_phone_with_its_state_and_battery_energy(phone, tmp_path
         assert r.ok and r.median_ms > 0 and r.p90_ms >= r.median_ms and r.count >= 3
         # the state read from the phone's sysfs beside every measurement
         assert r.state["governor"] == "performance"
-        assert r.state["freq_khz"] == [1800000, 1900000, 2000000, 2100000]
+        assert r.state["freq_khz"] == [1800000, 1900000]
         assert r.state["thermal_mc"] == [41000, 38500]
         # 0.35 A x 3.9 V = 1.365 W, integrated over the timed loop (which also holds the
         # loop's own overhead, so at least the median inference's share)

@@ -54,7 +54,8 @@ def test_profile_builds_a_lut_through_adb(tmp_path, monkeypatch, capsys):
     assert main(["profile", "--device", f"adb:{SERIAL}", "--model", str(model), "-o", str(lut)]) == 0
     assert covers(lut, model)
     table = load_lut(lut)
-    assert table.header["device"] == f"adb:{SERIAL}"
+    # the phone was read once and got a profile of its own (an arm64 Android phone)
+    assert table.header["device"] == f"adb-{SERIAL}"
     run = next(iter(table.entries.values())).runs[0]
     assert run["energy_source"] == "battery" and run["state"]["governor"] == "performance"
     assert set(phone.measured().values()) == {1}
@@ -80,3 +81,36 @@ def test_a_phone_lost_midway_exits_5_and_resume_completes_measuring_nothing_twic
     # after the link dropped was picked up from it, not measured again
     counts = phone.measured()
     assert counts and set(counts.values()) == {1}
+
+
+def test_a_phone_given_by_serial_alone_is_read_once_and_gets_an_aarch64_android_profile(tmp_path, monkeypatch):
+    from edgeprune.devices.detect import with_profile
+    from edgeprune.devices.profile import parse_device
+
+    phone = Phone(tmp_path / "phone", monkeypatch)
+    spec = with_profile(parse_device(f"adb:{SERIAL}"))
+    p = spec.profile
+    assert p.name == f"adb-{SERIAL}" and p.reach == "adb" and p.address == f"adb:{SERIAL}"
+    assert p.cpu["arch"] == "aarch64" and p.cpu["cores"] == 2
+    assert [c["max_mhz"] for c in p.cpu["clusters"]] == [1800, 2850]
+    target = p.tvm_target()
+    assert target["mtriple"] == "aarch64-linux-android" and {"+neon", "+dotprod"} <= set(target["mattr"])
+    assert p.cores == [1]   # the big core
+    calls = len(phone.adb_calls())
+    again = with_profile(parse_device(f"adb:{SERIAL}"))   # reused, not read again
+    assert again.profile.path == p.path and len(phone.adb_calls()) == calls
+
+
+def test_an_artifact_compiled_for_a_phone_by_serial_is_built_for_its_architecture(tmp_path, monkeypatch):
+    from edgeprune.backends.base import TargetSpec
+    from edgeprune.devices.detect import with_profile
+    from edgeprune.devices.profile import parse_device
+    from edgeprune.lut.session import spec_runtime
+
+    Phone(tmp_path / "phone", monkeypatch)
+    spec = with_profile(parse_device(f"adb:{SERIAL}"))
+    target = TargetSpec.from_profile(spec.profile)
+    assert target.triple == "aarch64-linux-android"
+    # an arm64 ORT artifact lets int8 QDQ run as integer kernels (x86-only setting off)
+    assert dict(spec_runtime(spec, "ort").session_config).get("session.qdqisint8allowed") != "0"
+
