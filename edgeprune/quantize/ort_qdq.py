@@ -132,6 +132,21 @@ def _host_cpu_flags() -> set[str] | None:
     return None
 
 
+def _at_least_opset_13(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Per-channel QDQ needs DequantizeLinear's `axis` (opset 13): older exports (Paddle2ONNX
+    writes opset 11) are converted first."""
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 13)
+    if opset >= 13:
+        return proto
+    from onnx import version_converter
+
+    try:
+        return version_converter.convert_version(proto, 13)
+    except Exception as e:  # the converter raises its own C++ errors
+        raise UsageError(f"--quantize int8 needs opset 13 or later; converting this opset {opset} model "
+                         f"failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+
 def quantize_int8(model: Model, calib: Calib, method: str = "minmax", per_channel: bool = True,
                   percentile: float = 99.999, correct_bias: bool = True,
                   reduce_range: bool | None = None) -> Model:
@@ -150,7 +165,7 @@ def quantize_int8(model: Model, calib: Calib, method: str = "minmax", per_channe
     if reduce_range is None:
         reduce_range = saturating_int8(None)
     batch = next(iter(model.input_shapes.values()))[0] if model.input_shapes else 1
-    folded = fold_bn(model.proto)
+    folded = _at_least_opset_13(fold_bn(model.proto))
     with tempfile.TemporaryDirectory(prefix="edgeprune-qdq-") as tmp, _quiet():
         out = Path(tmp) / "int8.onnx"
         src = Path(tmp) / "folded.onnx"

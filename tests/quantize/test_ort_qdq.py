@@ -81,3 +81,25 @@ def test_bias_correction_removes_the_mean_shift_of_rounded_weights():
     err = {cb: outputs(quantize_int8(model, calib, correct_bias=cb), held)[0] - fp32 for cb in (False, True)}
     mean_shift = {cb: float(np.abs(e.mean(0)).mean()) for cb, e in err.items()}
     assert mean_shift[True] < mean_shift[False]
+
+
+def test_an_opset_11_export_is_quantized_per_channel_after_conversion_to_opset_13():
+    # Paddle2ONNX writes opset 11; per-channel DequantizeLinear needs `axis` (opset 13)
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgeprune.frontend.load import load_model_bytes
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["c"], pads=[1] * 4),
+                               helper.make_node("Relu", ["c"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8, 8])], [w])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+    proto.ir_version = 7
+    model = load_model_bytes(proto.SerializeToString())
+    data = {"x": rng.standard_normal((8, 3, 8, 8)).astype(np.float32)}
+    q = quantize_int8(model, data)
+    assert [o.version for o in q.proto.opset_import if o.domain in ("", "ai.onnx")] == [13]
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in q.proto.graph.node}
+    assert fidelity(model, q, data).max_abs_error < 0.1
