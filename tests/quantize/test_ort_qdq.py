@@ -102,4 +102,6 @@ def test_an_opset_11_export_is_quantized_per_channel_after_conversion_to_opset_1
     q = quantize_int8(model, data)
     assert [o.version for o in q.proto.opset_import if o.domain in ("", "ai.onnx")] == [13]
     assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in q.proto.graph.node}
-    assert fidelity(model, q, data).max_abs_error < 0.1
+    f = fidelity(model, q, data)
+    scale = float(np.abs(outputs(model, data)[0]).max())
+    assert f.top1_agreement > 0.95 and f.max_abs_error < 0.03 * scale   # within a few int8 steps
