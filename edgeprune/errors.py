@@ -36,3 +36,9 @@ class DeviceError(EdgePruneError):
     """The device is unreachable, disconnected or timed out; progress is kept for --resume."""
 
     exit_code = 5
+
+
+def first_line(e: BaseException) -> str:
+    """An exception's message as one line for an error text (its type when it says nothing)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

@@ -18,8 +18,6 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-import click
-
 from .errors import GateFailed, UsageError
 
 # name -> (flag, unit, "max" | "min")
@@ -31,20 +29,6 @@ GATES = {
     # not a flag: an int8 compile must run integer convolutions (checked on the runtime's graph)
     "int8_kernels": ("--quantize int8", "float conv(s)", "max"),
 }
-
-
-def gate_options(fn):
-    """The four gate flags, for `compile` and `verify`."""
-    fn = click.option("--max-size", type=float, default=None,
-                      help="Gate: deployed model size in MB (10^6 bytes).")(fn)
-    fn = click.option("--min-fidelity", type=float, default=None,
-                      help="Gate: agreement with the dense model on DATA, 0..1: top-1 agreement "
-                           "(classifiers, class maps), box recall at IoU 0.5 (YOLO-style detectors), "
-                           "else cosine similarity (heat maps, regressions); the report names it.")(fn)
-    fn = click.option("--max-energy", type=float, default=None,
-                      help="Gate: energy per inference in mJ (measured, else estimated).")(fn)
-    return click.option("--max-latency", type=float, default=None,
-                        help="Gate: measured median latency on the target in ms.")(fn)
 
 
 def check_limits(limits: Mapping[str, float | None]) -> dict[str, float]:

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 import onnx
 
-from ..errors import InternalError, UsageError
+from ..errors import InternalError, UsageError, first_line
 from .base import Artifact, TargetSpec, as_proto, io_spec
 from .tvm_target import Linker, is_gpu, linker_for, target_dict, triple_of
 from .verify import compare, random_inputs, reference_outputs
@@ -47,7 +47,7 @@ class TvmBackend:
         try:
             tgt = tvm.target.Target(tdict)
         except Exception as e:
-            raise UsageError(f"target {target.name}: TVM rejects target {tdict}: {_first_line(e)}") from None
+            raise UsageError(f"target {target.name}: TVM rejects target {tdict}: {first_line(e)}") from None
         outdir = Path(outdir)
         outdir.mkdir(parents=True, exist_ok=True)
 
@@ -66,7 +66,7 @@ class TvmBackend:
             executable = tvm.compile(mod, target=tgt)
         except Exception as e:
             raise InternalError(f"target {target.name}: TVM cannot compile the model for {tdict.get('kind')}: "
-                             f"{_first_line(e)}") from None
+                             f"{first_line(e)}") from None
         notes["compile_seconds"] = round(time.monotonic() - started, 2)
 
         linker = linker_for(triple_of(tdict))
@@ -109,7 +109,7 @@ def simplify(proto: onnx.ModelProto) -> onnx.ModelProto:
         try:
             ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
         except Exception as e:
-            raise InternalError(f"ONNX Runtime cannot load the model edgeprune built: {_first_line(e)}") from None
+            raise InternalError(f"ONNX Runtime cannot load the model edgeprune built: {first_line(e)}") from None
         return onnx.load(so.optimized_model_filepath)
 
 
@@ -119,7 +119,7 @@ def import_onnx(proto: onnx.ModelProto):
     try:
         return relax_onnx.from_onnx(proto, keep_params_in_input=False)
     except Exception as e:
-        raise InternalError(f"TVM's ONNX importer rejects the model edgeprune built: {_first_line(e)}") from None
+        raise InternalError(f"TVM's ONNX importer rejects the model edgeprune built: {first_line(e)}") from None
 
 
 def _tune_cpu(mod, tgt, is_host: bool, options: Mapping[str, Any]):
@@ -153,7 +153,7 @@ def _export(executable, path: Path, linker: Linker) -> None:
             executable.export_library(str(tmp), fcompile=linker.fcompile)
         os.replace(tmp, path)
     except Exception as e:
-        raise RuntimeError(f"export_library with {linker.compiler or 'tar'} failed: {_first_line(e)}") from e
+        raise RuntimeError(f"export_library with {linker.compiler or 'tar'} failed: {first_line(e)}") from e
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -206,7 +206,3 @@ def _write_atomic(path: Path, text: str) -> None:
 
     write_text_atomic(path, text)
 
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

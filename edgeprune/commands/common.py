@@ -101,3 +101,17 @@ def human(n: float) -> str:
             return f"{n:.1f}{unit}" if unit else f"{int(n)}"
         n /= 1000
     return f"{n:.1f}P"
+
+
+def gate_options(fn):
+    """The four gate flags, for `compile` and `verify`."""
+    fn = click.option("--max-size", type=float, default=None,
+                      help="Gate: deployed model size in MB (10^6 bytes).")(fn)
+    fn = click.option("--min-fidelity", type=float, default=None,
+                      help="Gate: agreement with the dense model on DATA, 0..1: top-1 agreement "
+                           "(classifiers, class maps), box recall at IoU 0.5 (YOLO-style detectors), "
+                           "else cosine similarity (heat maps, regressions); the report names it.")(fn)
+    fn = click.option("--max-energy", type=float, default=None,
+                      help="Gate: energy per inference in mJ (measured, else estimated).")(fn)
+    return click.option("--max-latency", type=float, default=None,
+                        help="Gate: measured median latency on the target in ms.")(fn)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import click
 
 from ..config import config_option
-from ..gates import gate_options
 from ..pipeline import BACKENDS, CALIBRATION, CRITERIA, QUANTIZE, CompileRequest
-from .common import data_options
+from .common import data_options, gate_options
 
 PATH_KEYS = frozenset({"model", "weights", "data", "lut", "output", "target"})
 

@@ -8,7 +8,7 @@ from ..graph import analyze
 from ..graph.cost import count_macs, count_params
 from ..importance import scores
 from ..rewrite import prune, ratio_keep
-from ..rewrite.select import round_keep
+from ..graph.keep import round_keep
 from .common import echo_json, human, model_options, open_model
 
 

@@ -9,7 +9,7 @@ from ..graph import analyze
 from ..plan.budget import Budget, parse_budget
 from ..budget_fit import SHIP_TOL
 from ..plan.calibrate import fit_measured
-from ..plan.timing import DeviceTimer
+from ..lut.model_timer import DeviceTimer
 from ..plan.knapsack import DEFAULT_BINS
 from ..rewrite import prune
 from .common import check_output_path, data_options, load_data_option, model_options, open_model

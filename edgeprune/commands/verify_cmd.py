@@ -18,7 +18,7 @@ import click
 from ..config import config_option
 from ..errors import UsageError
 from ..gates import GATES, check_limits, evaluate, raise_if_failed
-from .common import data_options
+from .common import data_options, gate_options
 
 
 @click.command("verify")
@@ -26,10 +26,7 @@ from .common import data_options
 @data_options
 @click.option("--target", default=None, help="Time on this DEVICE instead of the one compiled for.")
 @click.option("--no-measure", is_flag=True, help="Skip timing on the device (outputs and hashes only).")
-@click.option("--max-latency", type=float, default=None, help="Gate: measured median latency in ms.")
-@click.option("--max-energy", type=float, default=None, help="Gate: energy per inference in mJ.")
-@click.option("--min-fidelity", type=float, default=None, help="Gate: top-1 agreement with dense, 0..1.")
-@click.option("--max-size", type=float, default=None, help="Gate: deployed model size in MB.")
+@gate_options
 @config_option("verify", frozenset({"outdir", "data"}))
 def command(outdir, data, image_size, mean, std, target, no_measure, max_latency, max_energy,
             min_fidelity, max_size):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import UsageError, first_line
 
 
 def load_npz(path: Path, input_names: Sequence[str], input_shapes: Mapping[str, Sequence[int]],
@@ -17,7 +17,7 @@ def load_npz(path: Path, input_names: Sequence[str], input_shapes: Mapping[str, 
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise UsageError(f"{path}: not a readable .npz ({_first_line(e)})") from None
+        raise UsageError(f"{path}: not a readable .npz ({first_line(e)})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise UsageError(f"{path}: a single .npy array, not an .npz keyed by model input name")
     with archive:
@@ -33,7 +33,7 @@ def load_npz(path: Path, input_names: Sequence[str], input_shapes: Mapping[str, 
             try:
                 array = archive[name]
             except ValueError as e:  # object arrays need pickle, which stays off
-                raise UsageError(f"{path}: key '{name}': {_first_line(e)}") from None
+                raise UsageError(f"{path}: key '{name}': {first_line(e)}") from None
             expected = np.dtype((input_dtypes or {}).get(name, np.float32))
             data[name] = _check(path, name, array, tuple(input_shapes[name]), expected, limit)
     counts = {len(a) for a in data.values()}
@@ -68,10 +68,6 @@ def _check(path, name, array: np.ndarray, shape: tuple[int, ...], expected: np.d
 def _int_to_int(found, expected: np.dtype) -> bool:
     return np.dtype(found).kind in "iu" and expected.kind in "iu"
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:

@@ -1,4 +1,4 @@
-"""Energy: which sensor a device has, and the analytical estimate where it has none.
+"""Energy sensors: which one a device has, and what a measured figure covers.
 
 Measured energy is read by the runner on the device during the timed loop (runtimes/runner.py
 samples the sensor named in the task). Three sensor kinds exist:
@@ -10,11 +10,8 @@ samples the sensor named in the task). Three sensor kinds exist:
 - ``hwmon``:   a hwmon or INA3221/INA219 ``power*_input`` file in microwatts
                (Jetson boards, USB power meters exposed through hwmon).
 
-Without a sensor, energy is *estimated* from the work done — every output that shows it says
-``estimated``. The constants are Horowitz's 45 nm figures ("Computing's energy problem (and
-what we can do about it)", ISSCC 2014, Fig. 1.1.9): FP32 multiply 3.7 pJ + add 0.9 pJ, INT8
-multiply 0.2 pJ + add 0.03 pJ, and a 64-bit DRAM access 1.3-2.6 nJ (the low end, per byte).
-They give an order of magnitude and the right trend under pruning, not a device's real draw.
+Without a sensor, energy is *estimated* (edgeprune/energy_estimate.py), and every output that
+shows it says ``estimated``.
 """
 
 from __future__ import annotations
@@ -22,11 +19,6 @@ from __future__ import annotations
 import glob
 import os
 from dataclasses import dataclass
-
-PJ_PER_MAC = {"fp32": 3.7 + 0.9, "int8": 0.2 + 0.03}
-PJ_PER_DRAM_BYTE = 1300.0 / 8
-ESTIMATE_SOURCE = "estimated (Horowitz ISSCC 2014, 45 nm: pJ per MAC and per DRAM byte)"
-
 
 @dataclass(frozen=True)
 class SensorSpec:
@@ -47,11 +39,6 @@ SENSOR_LABELS = {
 def describe_sensor(kind: str | None) -> str | None:
     """What a measured energy figure covers, by the sensor it came from."""
     return None if kind is None else SENSOR_LABELS.get(kind, kind)
-
-
-def estimate_mj(macs: float, bytes_moved: float, dtype: str = "fp32") -> float:
-    """Analytical energy of some work, in millijoules (marked `estimated` wherever shown)."""
-    return (macs * PJ_PER_MAC[dtype] + bytes_moved * PJ_PER_DRAM_BYTE) * 1e-9
 
 
 def _readable(path: str) -> bool:

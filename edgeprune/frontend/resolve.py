@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import UsageError, first_line
 from .load import Model, load_model
 
 _FACTORY = re.compile(r"^(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):(?P<function>[A-Za-z_]\w*)$")
@@ -108,7 +108,7 @@ def _resolve_factory(spec, module_name, function, shapes, weights, workdir) -> R
     except UsageError:
         raise
     except Exception as e:
-        raise UsageError(f"MODEL '{spec}': the factory raised {type(e).__name__}: {_first_line(e)}") from None
+        raise UsageError(f"MODEL '{spec}': the factory raised {type(e).__name__}: {first_line(e)}") from None
     if not isinstance(module, nn.Module):
         raise UsageError(f"MODEL '{spec}': the factory returned {type(module).__name__}, not a torch nn.Module")
     if weights:
@@ -137,7 +137,7 @@ def _import_factory(spec: str, module_name: str, function: str):
         mod = importlib.import_module(module_name)
     except Exception as e:
         raise UsageError(f"MODEL '{spec}': cannot import '{module_name}' "
-                         f"({type(e).__name__}: {_first_line(e)})") from None
+                         f"({type(e).__name__}: {first_line(e)})") from None
     finally:
         if added:
             sys.path.remove(cwd)
@@ -162,7 +162,7 @@ def _load_weights(module, path: Path, spec: str, torch) -> None:
         raise UsageError(f"{path}: refused: not a plain tensor file ({_unpickler_reason(e)})") from None
     except Exception as e:
         raise UsageError(f"{path}: not a readable PyTorch weights file ({type(e).__name__}: "
-                         f"{_first_line(e)})") from None
+                         f"{first_line(e)})") from None
     state = _state_dict(obj)
     if state is None:
         raise UsageError(f"{path}: holds a {type(obj).__name__}, not a state dict of tensors")
@@ -215,7 +215,3 @@ def _shape_text(shapes) -> str:
         return ",".join(f"{k}:{'x'.join(map(str, v))}" for k, v in shapes.items())
     return "x".join(map(str, shapes))
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

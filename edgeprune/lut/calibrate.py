@@ -75,7 +75,7 @@ def _pruned_variant(model, step: int, ratio: float):
     try:
         from ..graph import analyze
         from ..rewrite import prune
-        from ..rewrite.select import round_keep, top_channels
+        from ..graph.keep import round_keep, top_channels
     except ImportError:
         return None
     if not hasattr(model, "proto") or not hasattr(model, "sha256"):

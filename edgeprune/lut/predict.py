@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from ..devices.energy import ESTIMATE_SOURCE, estimate_mj
+from ..energy_estimate import ESTIMATE_SOURCE, estimate_mj
 from ..errors import UsageError
 from ..frontend.shapes import declared_dims
 from .interp import GridInterpolator, LutMiss

@@ -36,7 +36,7 @@ class LutCostModel:
     """
 
     def __init__(self, latency_model, channel_step: int | None = None, describe: dict | None = None):
-        from ..devices.energy import estimate_mj
+        from ..energy_estimate import estimate_mj
 
         self._lm = latency_model
         self._estimate_mj = estimate_mj

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import InfeasibleBudget
 from ..graph.groups import Analysis
 from ..graph.types import Group
-from ..rewrite.select import top_channels
+from ..graph.keep import top_channels
 from .budget import Budget
 from .costs import CostModel
 from .knapsack import DEFAULT_BINS, Infeasible, Options, solve

@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..errors import UsageError
+from ..errors import UsageError, first_line
 from ..frontend.load import Model
 from ..recover.probe import Calib, split_batches
 
@@ -144,7 +144,7 @@ def _at_least_opset_13(proto: onnx.ModelProto) -> onnx.ModelProto:
         return version_converter.convert_version(proto, 13)
     except Exception as e:  # the converter raises its own C++ errors
         raise UsageError(f"--quantize int8 needs opset 13 or later; converting this opset {opset} model "
-                         f"failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+                         f"failed: {first_line(e)}") from None
 
 
 def quantize_int8(model: Model, calib: Calib, method: str = "minmax", per_channel: bool = True,

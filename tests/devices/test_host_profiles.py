@@ -2,7 +2,8 @@
 
 import pytest
 
-from edgeprune.devices.energy import detect_sensor, estimate_mj
+from edgeprune.devices.energy import detect_sensor
+from edgeprune.energy_estimate import estimate_mj
 from edgeprune.devices.profile import list_profiles, load_profile_file, parse_device
 from edgeprune.errors import UsageError
 

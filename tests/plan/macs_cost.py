@@ -3,7 +3,7 @@ channel step: small, deterministic, and a real cost model — what a roofline pr
 
 from __future__ import annotations
 
-from edgeprune.devices.energy import estimate_mj
+from edgeprune.energy_estimate import estimate_mj
 from edgeprune.lut.layers import model_layers
 
 
