@@ -25,7 +25,7 @@ from .common import check_output_path, data_options, load_data_option, model_opt
 @click.option("--criterion", type=click.Choice(["l1", "l2", "bn", "taylor"]), default="l1", show_default=True)
 @data_options
 @click.option("--backend", type=click.Choice(["ort", "tvm"]), default="ort", show_default=True)
-@click.option("--lut", default=None, help="LUT file (default: the device's LUT in profiles/luts/).")
+@click.option("--lut", default=None, help="LUT file (default: the device's LUT in the user cache, luts/).")
 @click.option("--min-channels", type=int, default=None,
               help="Keep at least this many channels per group (default: one channel step).")
 @click.option("--step", type=int, default=None, help="Channel step (default: the LUT's).")
