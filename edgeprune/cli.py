@@ -28,6 +28,7 @@ COMMANDS = {
     "compile": ("compile_cmd", "The whole pipeline: plan, prune, recover, quantize, compile, verify, report."),
     "devices": ("devices_cmd", "Profiles on disk and devices reachable now."),
     "verify": ("verify_cmd", "Re-run a compiled artifact against its reference and re-check its gates."),
+    "bundle": ("bundle_cmd", "Build the device bundle (Python, numpy, the runtimes) for devices without Python."),
     "report": ("report_cmd", "An artifact's report.md for a GitHub job summary (plots linked where uploaded)."),
 }
 

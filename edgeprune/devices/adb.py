@@ -2,9 +2,10 @@
 
 The real `adb` client (Debian package `adb`) is driven with argument lists: `-s SERIAL` is
 one argument, so a serial is never interpreted by any shell. The runner and models go to
-/data/local/tmp/edgeprune; a stock phone has no Python, so the runner is started through the
-command the profile (or EDGEPRUNE_DEVICE_PYTHON) names, normally the aarch64 device bundle's
-launcher. Energy comes from the battery's current_now x voltage_now when the phone has them.
+/data/local/tmp/edgeprune; a stock phone has no Python, so the runner is started by the aarch64
+device bundle (`edgeprune bundle`; the profile's [reach] bundle or EDGEPRUNE_DEVICE_BUNDLE),
+pushed once and started through its own loader, or by the command the profile's python (or
+EDGEPRUNE_DEVICE_PYTHON) names where the device has a Python. Energy comes from the battery's current_now x voltage_now when the phone has them.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The aarch64 device bundle: a glibc Python with numpy and the runtime wheels, for devices
 that have no Python (a stock Android phone).
 
-A bundle is a folder laid out like a Debian arm64 root filesystem (what
-runtimes/emulation/build_rootfs.sh builds). It is pushed once to the device's work folder
+A bundle is a folder laid out like a Debian arm64 root filesystem (what `edgeprune bundle`
+builds, devices/bundle_build.py). It is pushed once to the device's work folder
 and Python is started through the bundle's own glibc loader, `ld-linux-aarch64.so.1
 --library-path ...`, so the device's libc (bionic on Android) is never involved and no
 absolute path in the bundle has to exist on the device.
@@ -53,7 +53,7 @@ def open_bundle(path: str | os.PathLike) -> Bundle:
     local = Path(path)
     if not (local / LOADER).exists():
         raise UsageError(f"{local}: not a device bundle (no {LOADER}); build one with "
-                         "runtimes/emulation/build_rootfs.sh")
+                         "`edgeprune bundle -o DIR`")
     pythons = sorted(p for p in (local / "usr/bin").glob("python3.*") if p.name[len("python3."):].isdigit())
     if not pythons:
         raise UsageError(f"{local}: not a device bundle (no usr/bin/python3.N)")

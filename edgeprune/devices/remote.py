@@ -429,8 +429,9 @@ class RemoteDevice:
         if self.link.is_link_failure(code, stderr):
             return f"{self.spec}: lost the device while measuring ({said})"
         if code == 127:
-            return (f"{self.spec}: no Python on the device ({said}); set the profile's python "
-                    f"(or EDGEPRUNE_DEVICE_PYTHON) to the device bundle's launcher")
+            return (f"{self.spec}: no Python on the device ({said}); build the device bundle with "
+                    f"`edgeprune bundle -o DIR` and point the profile's [reach] bundle (or "
+                    f"EDGEPRUNE_DEVICE_BUNDLE) at DIR: it is pushed once and started through its own loader")
         return f"{self.spec}: the runner stopped with {missing} task(s) left ({said})"
 
     def _to_result(self, task: BenchTask, rec: dict, state: dict, job: str | None) -> TaskResult:
