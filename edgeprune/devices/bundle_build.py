@@ -129,14 +129,16 @@ def mmdebstrap_mode() -> str:
                           "apt-get install mmdebstrap arch-test)")
     if os.geteuid() == 0:
         return "root"
-    if shutil.which("unshare"):
+    # unshare mode maps a range of ids (newuidmap, from Debian's uidmap, and /etc/subuid)
+    if shutil.which("unshare") and shutil.which("newuidmap") and shutil.which("newgidmap"):
         probe = subprocess.run(["unshare", "--user", "--map-root-user", "true"], capture_output=True)
         if probe.returncode == 0:
             return "unshare"
     if shutil.which("fakechroot") and shutil.which("fakeroot"):
         return "fakechroot"
-    raise DeviceError("mmdebstrap cannot unpack here without root: user namespaces are off and "
-                      "fakechroot is not installed (run as root, or apt-get install fakechroot fakeroot)")
+    raise DeviceError("mmdebstrap cannot unpack here without root: no user namespaces with "
+                      "newuidmap (apt-get install uidmap) and no fakechroot (apt-get install "
+                      "fakechroot fakeroot); or run as root")
 
 
 def _run(argv: list[str], what: str, timeout: float = 1800, **kw) -> subprocess.CompletedProcess:

@@ -429,9 +429,13 @@ class RemoteDevice:
         if self.link.is_link_failure(code, stderr):
             return f"{self.spec}: lost the device while measuring ({said})"
         if code == 127:
+            python = "set the profile's [reach] python (or EDGEPRUNE_DEVICE_PYTHON) to a python3 the device has"
+            if getattr(self.link, "push_tree", None) is None:   # the bundle is pushed over adb only
+                return f"{self.spec}: no Python on the device ({said}); {python}"
             return (f"{self.spec}: no Python on the device ({said}); build the device bundle with "
                     f"`edgeprune bundle -o DIR` and point the profile's [reach] bundle (or "
-                    f"EDGEPRUNE_DEVICE_BUNDLE) at DIR: it is pushed once and started through its own loader")
+                    f"EDGEPRUNE_DEVICE_BUNDLE) at DIR, which is pushed once and started through its "
+                    f"own loader; or {python}")
         return f"{self.spec}: the runner stopped with {missing} task(s) left ({said})"
 
     def _to_result(self, task: BenchTask, rec: dict, state: dict, job: str | None) -> TaskResult:

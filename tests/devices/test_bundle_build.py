@@ -17,7 +17,11 @@ from edgeprune import locations
 from edgeprune.backends.emulation import emulation_available, ensure_host_tools
 from edgeprune.cli import main
 from edgeprune.devices import bundle_build
+from edgeprune.devices.adb import AdbDevice
 from edgeprune.devices.bundle import LOADER, open_bundle
+from edgeprune.errors import DeviceError
+from tests.devices.adb_phone import SERIAL, Phone
+from tests.devices.micro import tasks_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -119,6 +123,16 @@ def test_a_copy_is_put_in_place_whole(tmp_path):
     assert bundle_build.copy_bundle(src, bundle_build.check_output(out)) == out
     assert (out / "usr/bin/python3.11").read_text() == "new" and not (out / "stale").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cached", "out"]
+
+
+def test_a_phone_without_python_is_pointed_at_edgeprune_bundle(tmp_path, monkeypatch):
+    Phone(tmp_path / "phone", monkeypatch)
+    monkeypatch.setenv("EDGEPRUNE_DEVICE_PYTHON", "/data/local/tmp/no-such-python/python3")
+    with pytest.raises(DeviceError) as err:
+        AdbDevice(SERIAL).measure(tasks_for(tmp_path, (8,)))
+    said = str(err.value)
+    assert "no Python on the device" in said and "`edgeprune bundle -o DIR`" in said
+    assert "EDGEPRUNE_DEVICE_BUNDLE" in said and "\n" not in said
 
 
 def _seed_wheels(real: Path, cache: Path) -> None:
