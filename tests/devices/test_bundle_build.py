@@ -151,13 +151,14 @@ def _seed_wheels(real: Path, cache: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(emulation_available() is not None, reason=str(emulation_available()))
-def test_a_bundle_is_built_copied_and_runs_numpy_and_tvm_under_qemu(tmp_path, monkeypatch, capsys):
+def test_a_bundle_is_built_copied_and_runs_numpy_under_qemu(tmp_path, monkeypatch, capsys):
     """Built from nothing in a private cache (Debian packages from the archive, the wheels
     reused from the user's cache when there), then its Python started through its own loader
     under qemu-user with no chroot and no -L, exactly as a phone starts it. onnxruntime is not
     imported here: without a chroot qemu 7.2 shows it the host's x86 /proc/cpuinfo and it
     crashes (FACTS.md); the emulation root filesystem, which is this bundle plus an aarch64
-    cpuinfo, imports it (bundle_build.ensure_emulation_root, tests/backends/test_emulation.py)."""
+    cpuinfo, imports it and tvm (bundle_build.ensure_emulation_root) and runs ORT and TVM
+    artifacts (tests/backends/test_emulation.py)."""
     ensure_host_tools()
     real = locations.cache_dir()
     cache = tmp_path / "cache"
@@ -185,17 +186,18 @@ def test_a_bundle_is_built_copied_and_runs_numpy_and_tvm_under_qemu(tmp_path, mo
     cached = [p for p in (cache / "bundles").iterdir() if not p.name.startswith(".")]
     assert [p.name for p in cached] == [f"aarch64-{info['key']}"]
 
-    # numpy computes and the TVM runtime loads on aarch64, from the bundle alone
-    probe = ("import json, platform, sys, numpy, tvm; "
+    # numpy computes on aarch64, from the bundle alone (importing tvm here would add 15-30 s
+    # of emulation; the emulation tests run TVM and ORT artifacts in this same bundle)
+    probe = ("import json, platform, sys, numpy; "
              "a = numpy.arange(12, dtype=numpy.float32).reshape(3, 4); "
              "print(json.dumps([platform.machine(), sys.prefix, numpy.__file__, float((a @ a.T).sum()), "
-             "tvm.__version__]))")
+             "numpy.__version__]))")
     proc = bundle_build.run_under_qemu(out, ["-c", probe], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-800:]
-    machine, prefix, numpy_file, total, tvm_version = json.loads(proc.stdout.strip().splitlines()[-1])
+    machine, prefix, numpy_file, total, numpy_version = json.loads(proc.stdout.strip().splitlines()[-1])
     assert machine == "aarch64" and total == 1134.0   # what the host computes
     assert prefix.startswith(str(out.absolute())) and numpy_file.startswith(str(site))
-    assert tvm_version.split(".")[:2] == version("apache-tvm").split(".")[:2]
+    assert numpy_version == version("numpy")
     # and the runner starts there (it answers a bad call with its usage line)
     proc = bundle_build.run_under_qemu(out, [str(REPO / "runtimes/runner.py")], cwd=tmp_path)
     assert proc.returncode == 2 and "usage: runner.py JOB.json" in proc.stdout
