@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -170,9 +171,16 @@ def _platform_flags(arch: Arch) -> list[str]:
             *(f for p in arch.platforms for f in ("--platform", p))]
 
 
+def _need_pip() -> None:
+    if importlib.util.find_spec("pip") is None:
+        raise DeviceError(f"building a device bundle needs pip in edgeprune's Python ({sys.executable} -m pip): "
+                          "it fetches the aarch64 wheels")
+
+
 def fetch_wheels(pins: list[str], arch: Arch) -> Path:
     """The aarch64 wheels of `pins` in the cache's wheel folder: taken from the folders that
     already hold them, downloaded only when missing. Returns the folder."""
+    _need_pip()
     dest, *others = wheel_dirs()
     dest.mkdir(parents=True, exist_ok=True)
     flags = _platform_flags(arch)
@@ -301,6 +309,7 @@ def ensure_bundle(arch_name: str = "aarch64", *, on_build: Callable[[str], None]
     if (done / MANIFEST).is_file():
         return done
     mmdebstrap_mode()   # before anything is made: a missing tool is one line
+    _need_pip()
     with _locked(folder):
         if (done / MANIFEST).is_file():
             return done
