@@ -44,7 +44,7 @@ from edgeprune.frontend.load import load_model  # noqa: E402
 from edgeprune.graph import analyze  # noqa: E402
 from edgeprune.importance import scores  # noqa: E402
 from edgeprune.lut.api import measure_model_entries  # noqa: E402
-from edgeprune.plan.timing import DeviceTimer  # noqa: E402
+from edgeprune.lut.model_timer import DeviceTimer  # noqa: E402
 from edgeprune.recover import recover  # noqa: E402
 from edgeprune.rewrite import prune, ratio_keep  # noqa: E402
 
