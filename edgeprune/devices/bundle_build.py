@@ -319,6 +319,7 @@ def ensure_bundle(arch_name: str = "aarch64", *, on_build: Callable[[str], None]
         started = time.monotonic()
         try:
             build(tmp, arch, pins, key)
+            shutil.rmtree(done, ignore_errors=True)   # not a bundle (no manifest): never ours to keep
             os.rename(tmp, done)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
