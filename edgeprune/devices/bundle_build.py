@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .. import locations
-from ..errors import DeviceError, UsageError
+from ..errors import DeviceError, UsageError, first_line
 from .bundle import LIBRARY_DIRS, LOADER, open_bundle
 
 RECIPE = 1                 # bump when what a build puts in the bundle changes
@@ -338,9 +338,8 @@ def check_output(path: str | os.PathLike) -> Path:
     above = next(p for p in out.parents if p.exists())
     if not above.is_dir():
         raise UsageError(f"-o {path}: {above} is not a folder")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        probe = out.parent / f".{out.name}.edgeprune-probe-{os.getpid()}"
+    try:   # nothing is left behind: the folders above DIR are made only when the copy is
+        probe = above / f".{out.name}.edgeprune-probe-{os.getpid()}"
         probe.mkdir()
         probe.rmdir()
     except OSError as e:
@@ -362,6 +361,7 @@ def copy_bundle(src: Path, out: Path) -> Path:
     old = out.parent / f".{out.name}.edgeprune-bundle-old-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         # the manifest last: a copy cut short has none, so it is never taken for a bundle
         shutil.copytree(src, staging, symlinks=True, ignore=lambda d, names: [MANIFEST] if Path(d) == src else [])
         shutil.copy2(src / MANIFEST, staging / MANIFEST)
@@ -369,7 +369,7 @@ def copy_bundle(src: Path, out: Path) -> Path:
             os.rename(out, old)
         os.rename(staging, out)
     except OSError as e:
-        raise UsageError(f"-o {out}: cannot be written ({e.strerror})") from None
+        raise UsageError(f"-o {out}: cannot be written ({e.strerror or first_line(e)})") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)

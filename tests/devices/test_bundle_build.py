@@ -64,9 +64,9 @@ def test_missing_mmdebstrap_is_a_tool_error(cache, tmp_path, monkeypatch, capsys
     empty = tmp_path / "bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    assert main(["bundle", "-o", str(tmp_path / "out")]) == 5
+    assert main(["bundle", "-o", str(tmp_path / "new" / "out")]) == 5
     assert "needs mmdebstrap" in one_error_line(capsys)
-    assert not (tmp_path / "out").exists() and not (cache / "bundles").exists()
+    assert not (tmp_path / "new").exists() and not (cache / "bundles").exists()
 
 
 def test_a_cut_build_never_looks_complete(cache, monkeypatch):
