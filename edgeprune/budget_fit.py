@@ -78,7 +78,13 @@ def fit_plan(plan_at: Callable[[float | None], Any], budget, timer, dense_model,
                 raise InfeasibleBudget(f"budget {budget.text} = {target:.3f} ms on {device} (dense "
                                        f"{dense_ms:.3f} ms measured) is not reachable: "
                                        f"{str(e).split(': ', 1)[-1]}") from None
-            break
+            # the corrected limit is below what the LUT can reach: the fastest plan is the
+            # last one worth measuring
+            reach = getattr(e, "reach_ms", None)
+            if reach is None or reach >= min(r["limit_ms"] for r in rounds):
+                break
+            limit = reach * (1 + 1e-9)
+            result = plan_at(limit)
         if any(t[0].plan.keep == result.plan.keep for t in tried):
             break       # the corrected limit gives a plan already measured
         # a plan that keeps every channel ships the dense model, measured already (unless it

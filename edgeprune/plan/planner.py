@@ -191,8 +191,10 @@ class Planner:
         # noisily, staircases), but keeping every channel is always a plan.
         reach_ms, reach_mj = min(min_ms, dense_ms), min(min_mj, dense_mj)
         if (lat_limit is not None and reach_ms > lat_limit) or (en_limit is not None and reach_mj > en_limit):
-            raise InfeasibleBudget(_infeasible_message(budget, lat_limit, en_limit, reach_ms, reach_mj,
+            err = InfeasibleBudget(_infeasible_message(budget, lat_limit, en_limit, reach_ms, reach_mj,
                                                        device, self.cost.energy_estimated))
+            err.reach_ms = reach_ms   # the closed loop may then try the fastest plan there is
+            raise err
         fixed_ms, fixed_mj = self.cost.fixed_cost()
         cur = self.dense_counts()
         visited: list[tuple[np.ndarray, float, float, float, object]] = []

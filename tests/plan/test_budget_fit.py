@@ -1,0 +1,101 @@
+"""The closed loop of compile (budget_fit.fit_plan) on a device whose latency is a known
+function of the plan: which plan ships, how many rounds it took, and when it refuses."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from edgeprune.budget_fit import fit_plan
+from edgeprune.errors import InfeasibleBudget
+from edgeprune.plan.budget import parse_budget
+
+DENSE_MS = 10.0
+
+
+def planner(reach_ms: float = 2.0):
+    """Plans keep `width` channels where the LUT predicts width/100 * 10 ms: the plan for a
+    limit keeps as much as the limit allows; below the LUT's reach it is infeasible."""
+    def plan_at(limit):
+        if limit < reach_ms:
+            e = InfeasibleBudget(f"budget: not reachable: the smallest reachable latency is {reach_ms} ms")
+            e.reach_ms = reach_ms
+            raise e
+        width = min(100, int(limit / DENSE_MS * 100))
+        keep = {} if width >= 100 else {"g": list(range(width))}
+        return SimpleNamespace(plan=SimpleNamespace(keep=keep, predicted={"latency_ms": width / 10}), width=width)
+    return plan_at
+
+
+class Device:
+    """Times a candidate at `factor` x what the LUT predicts; dense at DENSE_MS."""
+
+    prepare = None
+
+    def __init__(self, factor: float):
+        self.factor, self.timed = factor, []
+
+    def time(self, models, prepared=None):
+        width = models["candidate"]
+        self.timed.append(width)
+        return {"dense": DENSE_MS, "candidate": width / 10 * self.factor}
+
+
+def fit(budget: str, device: Device, **kw):
+    return fit_plan(planner(kw.pop("reach_ms", 2.0)), parse_budget(budget), device, "dense",
+                    lambda r: r.width, DENSE_MS, "testdevice", **kw)
+
+
+def test_a_plan_measured_within_5_percent_ships_as_planned():
+    f = fit("0.5x", Device(1.03))
+    assert len(f.rounds) == 1 and f.plan_result.width == 50 and f.measured_ms == pytest.approx(5.15)
+
+
+def test_a_lut_that_predicts_too_fast_is_corrected_from_the_measurement():
+    f = fit("0.5x", Device(1.4))
+    assert len(f.rounds) >= 2 and f.rounds[0]["measured_ms"] == pytest.approx(7.0)
+    assert f.measured_ms <= 5.0 * 1.05 and f.limit_ms < 5.0
+
+
+def test_a_plan_that_keeps_every_channel_is_not_timed_against_dense():
+    device = Device(1.5)
+    f = fit("1.0x", device)
+    assert f.ships_dense and f.measured_ms == DENSE_MS and device.timed == []
+
+
+def test_the_limit_kept_from_an_earlier_compile_ships_its_plan_in_one_round():
+    first = fit("0.5x", Device(1.4))
+    again = fit("0.5x", Device(1.4), start_ms=first.limit_ms)
+    assert len(again.rounds) == 1 and again.plan_result.width == first.plan_result.width
+
+
+def test_a_correction_below_the_luts_reach_tries_the_fastest_plan_before_giving_up():
+    # the LUT reaches 4.0 ms; the device runs 20% slower, so 0.45x = 4.5 ms needs that plan
+    f = fit("0.45x", Device(1.12), reach_ms=4.0)
+    assert f.plan_result.width == 40 and f.measured_ms <= 4.5 * 1.05
+
+
+def test_a_miss_after_every_round_exits_3_with_the_measured_figure():
+    with pytest.raises(InfeasibleBudget, match=r"is not met: the closest plan measured"):
+        fit("0.3x", Device(2.0), reach_ms=2.0)
+
+
+class PruningHurts(Device):
+    """Every pruned plan runs at 11 ms, slower than dense (a layout the runtime dislikes)."""
+
+    def time(self, models, prepared=None):
+        self.timed.append(models["candidate"])
+        return {"dense": DENSE_MS, "candidate": 11.0}
+
+
+def test_dense_ships_when_every_pruned_plan_measured_slower_and_dense_meets_the_budget():
+    device = PruningHurts(1.0)
+    f = fit("0.99x", device)
+    assert device.timed and f.ships_dense and f.measured_ms == DENSE_MS
+    assert f.rounds[-1]["dense_plan"]
+
+
+def test_pruning_that_only_slows_the_model_down_is_refused_when_dense_misses_the_budget():
+    with pytest.raises(InfeasibleBudget, match="is not met"):
+        fit("0.9x", PruningHurts(1.0))
