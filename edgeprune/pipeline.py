@@ -34,6 +34,7 @@ EVAL_EVERY = 4          # with DATA, every 4th sample is held out for fidelity (
 MIN_SPLIT = 8           # fewer samples than this: fidelity is measured on the calibration samples
 RANDOM_SAMPLES = 4      # seeded random inputs for the output check when there is no DATA
 RANDOM_SEED = 0
+RETIMES = 2               # side-by-side re-timings of a shipped artifact that seemed to miss
 TIMING_CALIB_SAMPLES = 8  # int8 builds that are only timed are calibrated on this many samples
 
 
@@ -546,9 +547,13 @@ class _Run:
             with ShippedTimer(self.spec, self.req.backend, self.target_spec,
                               backend_options=self._backend_options()) as timer:
                 dense_art = timer.build(self.source.model, prepared=True)
-                ms = timer.time_artifacts({"dense": dense_art, "shipped": self.artifact})
-            shipped_ms = ms["shipped"] / ms["dense"] * fit.dense_ms
-            st.note(f"re-timed beside dense: {ms['shipped']:.3f} ms vs dense {ms['dense']:.3f} ms")
+                # load only ever slows a run down: the best of up to RETIMES side-by-side ratios
+                for _ in range(RETIMES):
+                    ms = timer.time_artifacts({"dense": dense_art, "shipped": self.artifact})
+                    shipped_ms = min(shipped_ms, ms["shipped"] / ms["dense"] * fit.dense_ms)
+                    st.note(f"re-timed beside dense: {ms['shipped']:.3f} ms vs dense {ms['dense']:.3f} ms")
+                    if shipped_ms <= limit * (1 + SHIP_TOL):
+                        break
         self.verified["shipped_vs_dense"] = shipped_ms / fit.dense_ms
         from .budget_fit import Fit
 
