@@ -116,6 +116,16 @@ def test_the_wheel_compiles_and_verifies_a_moved_artifact_from_outside_the_check
     assert {"host", "pixel-7"} <= set(names)
     assert all(Path(p["path"]).is_relative_to(package) for p in names.values())
 
+    # the user's own `host` profile (a user profile wins over the packaged one of that name):
+    # a fixed channel step and short timing, so the fresh LUT takes seconds, not a step sweep
+    # that a loaded machine may read as 1 (thousands of entries)
+    quick = (package / "profiles" / "host.toml").read_text().replace(
+        'channel_step = "measure"', "channel_step = 8\nwarmup = 1\nrepeats = 5\nmin_seconds = 0.0").replace(
+        "passes = 2", "passes = 1")
+    user_profiles = tmp / "home" / ".config" / "edgeprune" / "profiles"
+    user_profiles.mkdir(parents=True)
+    (user_profiles / "host.toml").write_text(quick)
+
     compile_ = [venv_bin(python) / "edgeprune", "compile", "models/digits.onnx", "--target", "host",
                 "--data", "models/digits.npz", "--max-size", "5", "--min-fidelity", "0.5", "--quiet",
                 "-o", "dist/digits"]
