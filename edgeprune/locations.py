@@ -11,7 +11,7 @@
   of the same name as a packaged one wins.
 - **User cache** (`$EDGEPRUNE_CACHE_DIR`, else the older `$EDGEPRUNE_CACHE`, else
   `$XDG_CACHE_HOME/edgeprune`, else `~/.cache/edgeprune`): `luts/` (measured LUTs),
-  `tvm-tuning/` (MetaSchedule databases), `rpc-libs/`, `emulation/`.
+  `tvm-tuning/` (MetaSchedule databases), `rpc-libs/`, `bundles/` (device bundles), `emulation/`.
 
 Nothing is ever written into the package folder (site-packages once installed): a LUT that
 ships with the package is copied into the cache the first time it is looked up there, and
