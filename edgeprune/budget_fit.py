@@ -36,7 +36,8 @@ class Fit:
 
 def fit_plan(plan_at: Callable[[float | None], Any], budget, timer, dense_model, candidate_of: Callable[[Any], Any],
              dense_ms: float | None, device: str, note: Callable[[str], None] = lambda s: None,
-             not_measured: str | None = None, start_ms: float | None = None) -> Fit:
+             not_measured: str | None = None, start_ms: float | None = None,
+             dense_predicted_ms: float | None = None) -> Fit:
     """`plan_at(limit_ms) -> PlanResult` (InfeasibleBudget when none fits); `candidate_of(result)`
     is the pruned model a plan ships; `timer` a ShippedTimer, or None when the target cannot be
     measured (`not_measured` says why; `dense_ms` is then the dense model's prediction).
@@ -74,17 +75,30 @@ def fit_plan(plan_at: Callable[[float | None], Any], budget, timer, dense_model,
         except InfeasibleBudget as e:
             if not tried and target is None:
                 raise
-            if not tried:
+            if not tried and k == 0 and dense_predicted_ms and limit < target * dense_predicted_ms / dense_ms:
+                # the LUT prices this model above what it measures (its layers alone sum to more
+                # than the whole): ask the planner in the LUT's units, the measurement judges
+                limit = target * dense_predicted_ms / dense_ms
+                try:
+                    result = plan_at(limit)
+                except InfeasibleBudget:
+                    result = None
+                if result is None:
+                    raise InfeasibleBudget(f"budget {budget.text} = {target:.3f} ms on {device} (dense "
+                                           f"{dense_ms:.3f} ms measured) is not reachable: "
+                                           f"{str(e).split(': ', 1)[-1]}") from None
+            elif not tried:
                 raise InfeasibleBudget(f"budget {budget.text} = {target:.3f} ms on {device} (dense "
                                        f"{dense_ms:.3f} ms measured) is not reachable: "
                                        f"{str(e).split(': ', 1)[-1]}") from None
-            # the corrected limit is below what the LUT can reach: the fastest plan is the
-            # last one worth measuring
-            reach = getattr(e, "reach_ms", None)
-            if reach is None or reach >= min(r["limit_ms"] for r in rounds):
-                break
-            limit = reach * (1 + 1e-9)
-            result = plan_at(limit)
+            else:
+                # the corrected limit is below what the LUT can reach: the fastest plan is the
+                # last one worth measuring
+                reach = getattr(e, "reach_ms", None)
+                if reach is None or reach >= min(r["limit_ms"] for r in rounds):
+                    break
+                limit = reach * (1 + 1e-9)
+                result = plan_at(limit)
         if any(t[0].plan.keep == result.plan.keep for t in tried):
             break       # the corrected limit gives a plan already measured
         # a plan that keeps every channel ships the dense model, measured already (unless it

@@ -478,7 +478,8 @@ class _Run:
             record_key = self._fit_record_key(target_ms) if timer is not None and target_ms else None
             start = self._lut_record(timer, record_key).get("limit_ms") if record_key else None
             fit = fit_plan(plan_at, budget, timer, self.source.model, candidate_of, dense_ms,
-                           req.target, note=st.note, not_measured=self.not_measurable, start_ms=start)
+                           req.target, note=st.note, not_measured=self.not_measurable, start_ms=start,
+                           dense_predicted_ms=self._dense_predicted_ms() if timer is not None else None)
             if record_key and fit.limit_ms is not None and fit.limit_ms != start:
                 self._lut_writer(timer).set_model(record_key, {
                     "rest_ms": 0.0, "limit_ms": fit.limit_ms,

@@ -19,7 +19,7 @@ def test_compile_with_tvm_on_a_fresh_lut_measures_the_step_and_ships(tmp_path):
     profile = write_quick_profile(tmp_path)
     profile.write_text(profile.read_text().replace("channel_step = 8", 'channel_step = "measure"')
                        + '\n[runtimes.tvm]\ntarget = { kind = "llvm" }\n')
-    model = conv_chain(tmp_path / "m.onnx", 8, [16, 16], [3, 3])
+    model = conv_chain(tmp_path / "m.onnx", 8, [8, 8], [3, 3])   # few LUT entries: each is a TVM compile
     lut, out = tmp_path / "fresh" / "lut.json", tmp_path / "out"
     assert not lut.exists()
     rc = main(["compile", str(model), "--target", str(profile), "--backend", "tvm", "--budget", "1.0x",
@@ -29,5 +29,4 @@ def test_compile_with_tvm_on_a_fresh_lut_measures_the_step_and_ships(tmp_path):
     assert header["backend"] == "tvm" and header["channel_step"] >= 1
     assert header["channel_step_sweep"]["median_ms"]
     m = json.loads((out / "manifest.json").read_text())
-    assert m["target"]["backend"] == "tvm" if isinstance(m.get("target"), dict) else True
-    assert (out / "manifest.json").exists()
+    assert m["target"]["backend"] == "tvm" and (out / m["verify"]["deployed_files"][0]).is_file()

@@ -99,3 +99,20 @@ def test_dense_ships_when_every_pruned_plan_measured_slower_and_dense_meets_the_
 def test_pruning_that_only_slows_the_model_down_is_refused_when_dense_misses_the_budget():
     with pytest.raises(InfeasibleBudget, match="is not met"):
         fit("0.9x", PruningHurts(1.0))
+
+
+def test_a_lut_that_prices_the_model_above_its_measurement_is_asked_in_its_own_units():
+    # layers alone sum to twice what the whole model measures: at the measured 1.0x the LUT
+    # finds nothing reachable; asked in its units (x2), the dense plan ships
+    def plan_at(limit):
+        if limit < 2 * DENSE_MS:
+            e = InfeasibleBudget("not reachable: the smallest reachable latency is 20 ms")
+            e.reach_ms = 2 * DENSE_MS
+            raise e
+        return SimpleNamespace(plan=SimpleNamespace(keep={}, predicted={"latency_ms": 20.0}), width=100)
+
+    f = fit_plan(plan_at, parse_budget("1.0x"), Device(1.0), "dense", lambda r: r.width, DENSE_MS,
+                 "testdevice", dense_predicted_ms=2 * DENSE_MS)
+    assert f.ships_dense and f.measured_ms == DENSE_MS
+    with pytest.raises(InfeasibleBudget, match="not reachable"):
+        fit_plan(plan_at, parse_budget("1.0x"), Device(1.0), "dense", lambda r: r.width, DENSE_MS, "testdevice")
