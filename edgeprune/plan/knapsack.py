@@ -216,14 +216,16 @@ def _greedy(groups, latency_budget, energy_budget) -> Solution:
         g, k = groups[gi], choice[gi]
         here_c, here_v = cost(g, k), float(g.value[k])
         best = None
-        for j in range(k):
+        # any cheaper option, not only a smaller index: measured latencies are not monotone
+        # in the channel count (staircases), so a smaller count may cost more
+        for j in range(len(g.value)):
             saved = here_c - cost(g, j)
-            if saved <= 0:
+            if j == k or saved <= 0:
                 continue
             ratio = (here_v - float(g.value[j])) / saved
-            if best is None or ratio < best[0] - 1e-15:
-                best = (ratio, j)
-        return best
+            if best is None or ratio < best[0] - 1e-15 or (ratio <= best[0] + 1e-15 and saved > best[2]):
+                best = (ratio, j, saved)
+        return best[:2] if best else None
 
     heap = []
     version = [0] * len(groups)

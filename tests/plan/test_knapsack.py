@@ -146,3 +146,11 @@ def test_a_budget_equal_to_the_cheapest_choice_takes_it():
     assert s.choice == [0] and s.rounding_slack >= 0
     two = [Options([1.0, 2.0], [0.3, 0.9]), Options([1.0, 5.0], [0.4, 7.0])]
     assert solve(two, latency_budget=0.7 + 1e-18).choice == [0, 0]
+
+
+def test_greedy_reaches_a_cheaper_option_at_any_index_on_a_non_monotone_staircase():
+    # found by hypothesis: from the dense option (3 ms) the greedy stepped to index 0 (2 ms)
+    # and, looking only at smaller indices, found no way down to the 1 ms options
+    g = Options(value=np.zeros(5), latency=np.array([2.0, 1.0, 1.0, 1.0, 3.0]))
+    r = solve([g], latency_budget=1.0, method="greedy")
+    assert g.latency[r.choice[0]] == 1.0
