@@ -72,18 +72,27 @@ def test_remote_profile_without_address_asks_for_one():
         open_device("pixel-7")
 
 
-def test_runner_integrates_battery_power_over_the_timed_loop(tmp_path):
+def _battery_run(tmp_path, current_ua: str, voltage_uv: str, status: str | None = None,
+                 repeats: int = 5, min_seconds: float = 0.0) -> dict:
+    """The runner's result record for one task timed with a battery sensor of these readings."""
     bat = tmp_path / "battery"
     bat.mkdir()
-    (bat / "current_now").write_text("-500000\n")    # 0.5 A (sign differs between phones)
-    (bat / "voltage_now").write_text("4000000\n")    # 4.0 V  -> 2 W
+    (bat / "current_now").write_text(current_ua + "\n")
+    (bat / "voltage_now").write_text(voltage_uv + "\n")
+    if status is not None:
+        (bat / "status").write_text(status + "\n")
     model = micro_model_file(SIG, 16, 16, tmp_path)
     job = {"version": 1, "results": "r.jsonl", "tasks": [
-        {"id": "e", "model": str(model), "warmup": 1, "repeats": 20, "min_seconds": 0.3,
+        {"id": "e", "model": str(model), "warmup": 1, "repeats": repeats, "min_seconds": min_seconds,
          "energy": {"kind": "battery", "path": str(bat)}}]}
     (tmp_path / "job.json").write_text(json.dumps(job))
     subprocess.run([sys.executable, str(RUNNER), str(tmp_path / "job.json")], check=True, capture_output=True)
-    rec = json.loads((tmp_path / "r.jsonl").read_text())
+    return json.loads((tmp_path / "r.jsonl").read_text())
+
+
+def test_runner_integrates_battery_power_over_the_timed_loop(tmp_path):
+    # 0.5 A (the sign differs between phones) x 4.0 V -> 2 W
+    rec = _battery_run(tmp_path, "-500000", "4000000", repeats=20, min_seconds=0.3)
     assert rec["energy_source"] == "battery"
     # 2 W over the loop, divided by the runs: 2 W x (loop time / runs) >= 2 W x mean run time
     assert rec["energy_mj"] >= 2.0 * rec["mean_ms"] * 0.9
@@ -92,33 +101,11 @@ def test_runner_integrates_battery_power_over_the_timed_loop(tmp_path):
 
 @pytest.mark.parametrize("status", ["Charging", "Full", "Not charging"])
 def test_a_battery_that_is_not_discharging_measures_no_energy_and_says_why(tmp_path, status):
-    bat = tmp_path / "battery"
-    bat.mkdir()
-    (bat / "current_now").write_text("800000\n")     # the charger's current flowing in
-    (bat / "voltage_now").write_text("4200000\n")
-    (bat / "status").write_text(status + "\n")
-    model = micro_model_file(SIG, 16, 16, tmp_path)
-    job = {"version": 1, "results": "r.jsonl", "tasks": [
-        {"id": "e", "model": str(model), "warmup": 1, "repeats": 5, "min_seconds": 0.0,
-         "energy": {"kind": "battery", "path": str(bat)}}]}
-    (tmp_path / "job.json").write_text(json.dumps(job))
-    subprocess.run([sys.executable, str(RUNNER), str(tmp_path / "job.json")], check=True, capture_output=True)
-    rec = json.loads((tmp_path / "r.jsonl").read_text())
+    rec = _battery_run(tmp_path, "800000", "4200000", status)   # the charger's current flowing in
     assert "energy_mj" not in rec
     assert rec["energy_note"].startswith(f"battery {status.lower()}")
 
 
 def test_a_discharging_battery_is_measured(tmp_path):
-    bat = tmp_path / "battery"
-    bat.mkdir()
-    (bat / "current_now").write_text("500000\n")
-    (bat / "voltage_now").write_text("4000000\n")
-    (bat / "status").write_text("Discharging\n")
-    model = micro_model_file(SIG, 16, 16, tmp_path)
-    job = {"version": 1, "results": "r.jsonl", "tasks": [
-        {"id": "e", "model": str(model), "warmup": 1, "repeats": 5, "min_seconds": 0.0,
-         "energy": {"kind": "battery", "path": str(bat)}}]}
-    (tmp_path / "job.json").write_text(json.dumps(job))
-    subprocess.run([sys.executable, str(RUNNER), str(tmp_path / "job.json")], check=True, capture_output=True)
-    rec = json.loads((tmp_path / "r.jsonl").read_text())
+    rec = _battery_run(tmp_path, "500000", "4000000", "Discharging")
     assert rec["energy_source"] == "battery" and rec["energy_mj"] > 0
