@@ -44,7 +44,8 @@ from edgeprune.frontend.load import load_model  # noqa: E402
 from edgeprune.graph import analyze  # noqa: E402
 from edgeprune.importance import scores  # noqa: E402
 from edgeprune.lut.api import measure_model_entries  # noqa: E402
-from edgeprune.lut.model_timer import DeviceTimer  # noqa: E402
+from edgeprune.backends.base import TargetSpec  # noqa: E402
+from edgeprune.shipped import ShippedTimer  # noqa: E402
 from edgeprune.recover import recover  # noqa: E402
 from edgeprune.rewrite import prune, ratio_keep  # noqa: E402
 
@@ -159,10 +160,16 @@ def run(name: str, size: int, budgets: list[float], n: int, root: Path) -> list[
         seconds = time.time() - t
         manifest = json.loads((out / "manifest.json").read_text())
         ours = load_model(out / "model.onnx")
-        with DeviceTimer(parse_device(str(profile)), "ort") as timer:
+        spec = parse_device(str(profile))
+        # every model built and timed as compile ships it, the three side by side in one session
+        with ShippedTimer(spec, "ort", TargetSpec.from_profile(spec.profile)) as shipped:
+            def timer(model):
+                return shipped.time({"m": model}, prepared={"m": True})["m"]
+
             dense_ms = timer(dense)
             ratio, theirs, _ = uniform_at(dense, analysis, l1, calib, timer, manifest["latency_ms"]["measured_median"])
-            timed = timer.many({"dense": dense, "edgeprune": ours, "uniform": theirs})
+            models = {"dense": dense, "edgeprune": ours, "uniform": theirs}
+            timed = shipped.time(models, prepared={k: True for k in models})
         f_ours, f_theirs = fidelity(dense, ours, held), fidelity(dense, theirs, held)
         base = timed["dense"]
         rows.append(f"| {name} {size}px | {b}x | edgeprune (taylor, compile {seconds:.0f} s) | "

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ..errors import InfeasibleBudget, UsageError
+from ..errors import UsageError
 from ..graph import analyze
 from ..plan.budget import Budget, parse_budget
-from ..budget_fit import SHIP_TOL
-from ..plan.calibrate import fit_measured
-from ..lut.model_timer import DeviceTimer
 from ..plan.knapsack import DEFAULT_BINS
 from ..rewrite import prune
 from .common import check_output_path, data_options, load_data_option, model_options, open_model
@@ -47,6 +44,7 @@ def command(model, input_shape, weights, device_spec, budgets, criterion, data, 
             raise UsageError(f"{flag} must be >= 1, got {value}")
     out = check_output_path(output, ".json")
 
+    from ..devices.detect import with_profile
     from ..devices.profile import parse_device
     from ..importance import compute
     from ..lut.api import latency_model
@@ -54,7 +52,7 @@ def command(model, input_shape, weights, device_spec, budgets, criterion, data, 
     from ..plan.planner import Planner
     from ..plan.schema import save_plan
 
-    spec = parse_device(device_spec)
+    spec = with_profile(parse_device(device_spec))
     loaded = open_model(model, input_shape, weights)
     m = loaded.model
     analysis = analyze(m)
@@ -79,34 +77,30 @@ def command(model, input_shape, weights, device_spec, budgets, criterion, data, 
 
 
 def _measured(planner, run, budget, model, analysis, spec, backend):
-    """Plan, time the pruned model on the device, re-plan with the limit scaled by
+    """compile's closed loop (budget_fit.py) without the compile: each plan is built as it
+    would ship, timed beside the dense model and re-planned with the limit scaled by
     target / measured; the plan keeps the user's budget and records the timings."""
+    from ..backends.base import TargetSpec
+    from ..budget_fit import fit_plan
+    from ..devices.profile import load_profile
+    from ..shipped import ShippedTimer
+
     if budget.latency_ms is None and budget.latency_x is None:
         raise UsageError("--measure needs a latency budget (ms or x)")
 
     def plan_at(limit):
-        result = planner.run(Budget(latency_ms=limit, energy_mj=budget.energy_mj), **run)
-        return result, result.plan.predicted["latency_ms"]
+        return planner.run(Budget(latency_ms=limit, energy_mj=budget.energy_mj), **run)
 
-    with DeviceTimer(spec, backend) as timer:
-        dense_ms = timer(model)
-        target = min(v for v in (budget.latency_ms, None if budget.latency_x is None
-                                 else budget.latency_x * dense_ms) if v is not None)
-        try:
-            fitted = fit_measured(plan_at, lambda r: timer(prune(model, analysis, r.plan.keep)
-                                                           if r.plan.keep else model), target)
-        except InfeasibleBudget as e:
-            raise InfeasibleBudget(f"budget {budget.text} = {target:.3f} ms measured on {spec.raw} "
-                                   f"(dense {dense_ms:.3f} ms) is not reachable: "
-                                   f"{str(e).split(': ', 1)[-1]}") from None
-    if fitted.measured_ms > target * (1 + SHIP_TOL):
-        raise InfeasibleBudget(f"budget {budget.text} = {target:.3f} ms on {spec.raw} is not met: the closest "
-                               f"plan measured {fitted.measured_ms:.3f} ms ({fitted.measured_ms / dense_ms:.2f}x "
-                               f"of dense {dense_ms:.3f} ms) after {len(fitted.rounds)} measured round(s)")
-    result = fitted.candidate
+    target = TargetSpec.from_profile(spec.profile if spec.profile is not None else load_profile("host"))
+    with ShippedTimer(spec, backend, target) as timer:
+        dense_ms = timer.time({"dense": model}, prepared={"dense": True})["dense"]
+        fit = fit_plan(plan_at, budget, timer, model,
+                       lambda r: prune(model, analysis, r.plan.keep) if r.plan.keep else model,
+                       dense_ms, spec.raw)
+    result = fit.plan_result
     result.plan.budget = budget.to_json()
-    result.plan.measured = {"dense_ms": dense_ms, "latency_ms": fitted.measured_ms, "target_ms": target,
-                            "rounds": fitted.rounds}
+    result.plan.measured = {"dense_ms": dense_ms, "latency_ms": fit.measured_ms, "target_ms": fit.target_ms,
+                            "rounds": fit.rounds}
     return result
 
 

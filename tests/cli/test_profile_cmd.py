@@ -38,7 +38,11 @@ def test_profile_measures_every_entry_the_model_needs(tmp_path, capsys):
     per_layer = sum(lm.layer_ms(n, *c) for n, c in lm.dense_channels().items())
     assert lm.predict_ms() == pytest.approx(per_layer + lm.rest_ms)
     expand = model_layers(m)[1]                                   # 32 -> 64 channels
-    assert lm.predict_ms({expand.node: (32, 16)}) < lm.predict_ms()
+    # a thinner layer is priced from its own measured entry (sub-0.1 ms timings on a shared
+    # machine are not monotone, so the test pins where the figure comes from, not its order)
+    thin = lm.predict_ms({expand.node: (32, 16)})
+    assert table.get(expand.signature.key, 32, 16) is not None
+    assert thin == pytest.approx(lm.predict_ms() - lm.layer_ms(expand.node, 32, 64) + lm.layer_ms(expand.node, 32, 16))
     assert f"{len(table.entries)} in the LUT" in out
 
     # a second run without --resume measures again and merges a second run into each entry

@@ -96,6 +96,25 @@ def test_dense_ships_when_every_pruned_plan_measured_slower_and_dense_meets_the_
     assert f.rounds[-1]["dense_plan"]
 
 
+class PruningBuysNothing(Device):
+    """Every pruned plan runs at 9.8 ms: within timing noise of the dense 10 ms."""
+
+    def time(self, models, prepared=None):
+        self.timed.append(models["candidate"])
+        return {"dense": DENSE_MS, "candidate": 9.8}
+
+
+def test_dense_ships_when_pruning_measures_no_faster_and_dense_meets_the_budget():
+    f = fit("1.0x", PruningBuysNothing(1.0))
+    assert f.ships_dense and f.measured_ms == DENSE_MS
+
+
+def test_a_kept_limit_ships_again_when_its_plan_measures_far_under_the_budget():
+    first = fit("0.5x", Device(1.0))
+    again = fit("0.5x", Device(0.7), start_ms=first.limit_ms)   # a quieter machine
+    assert len(again.rounds) == 1 and again.plan_result.width == first.plan_result.width
+
+
 def test_pruning_that_only_slows_the_model_down_is_refused_when_dense_misses_the_budget():
     with pytest.raises(InfeasibleBudget, match="is not met"):
         fit("0.9x", PruningHurts(1.0))
