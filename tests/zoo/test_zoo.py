@@ -12,7 +12,7 @@ ALL = zoo.names()
 
 def test_registry_lists_every_model_with_an_input_shape():
     assert set(ALL) == {"resnet18", "resnet50", "mobilenetv2", "mobilenetv3_small",
-                        "efficientnet_lite0", "unet_small", "csp_neck", "csp_yolo", "resnext_small",
+                        "efficientnet_lite0", "efficientnet_lite1", "unet_small", "csp_neck", "csp_yolo", "resnext_small",
                         "vit_tiny", "digits_cnn"}
     for name in ALL:
         assert zoo.input_shape(name)[0] == 1
@@ -21,6 +21,9 @@ def test_registry_lists_every_model_with_an_input_shape():
     assert zoo.input_shape("digits_cnn") == (1, 1, 32, 32)
     assert zoo.entry("efficientnet_lite0").normalize == "tflite"
     assert zoo.entry("efficientnet_lite0").pretrained
+    # only models with trained weights may stand in a fidelity table
+    assert zoo.pretrained_names() == ["mobilenetv2", "efficientnet_lite0", "efficientnet_lite1"]
+    assert not zoo.entry("resnet18").pretrained
 
 
 def test_unknown_name_is_a_usage_error_listing_known_ones():
