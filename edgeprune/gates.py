@@ -7,8 +7,9 @@
     --min-fidelity F    agreement of the deployed model with the dense model on DATA, 0..1
                         (needs DATA: agreement on random inputs means nothing), judged by
                         what the outputs are (edgeprune.fidelity): box recall at IoU 0.5
-                        for YOLO-style detectors, top-1 agreement for classifiers and class
-                        maps, the lowest cosine similarity over the outputs otherwise
+                        for YOLO-style detectors, the lower bound of the 95% Wilson interval
+                        of top-1 agreement for classifiers and class maps (the source says
+                        so), the lowest cosine similarity over the outputs otherwise
     --max-size MB       size of the deployed model file(s), 1 MB = 10^6 bytes
 """
 

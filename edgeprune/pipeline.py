@@ -31,6 +31,7 @@ QUANTIZE = ("none", "int8")
 CALIBRATION = ("minmax", "entropy", "percentile")
 CRITERIA = ("l1", "l2", "bn", "taylor")
 EVAL_EVERY = 4          # with DATA, every 4th sample is held out for fidelity (not calibrated on)
+EVAL_MIN = 256          # ... but at least this many once DATA has 2 x EVAL_MIN samples
 MIN_SPLIT = 8           # fewer samples than this: fidelity is measured on the calibration samples
 RANDOM_SAMPLES = 4      # seeded random inputs for the output check when there is no DATA
 RANDOM_SEED = 0
@@ -183,13 +184,19 @@ def load_inputs(req: CompileRequest, model) -> Data:
 
 
 def split_data(arrays: dict[str, np.ndarray]):
-    """(calibration, evaluation, what the manifest says): every EVAL_EVERY-th sample is held
-    out, so fidelity is measured on samples recovery and int8 never saw."""
+    """(calibration, evaluation, what the manifest says): fidelity is measured on held-out
+    samples recovery and int8 never saw. A quarter of DATA (every EVAL_EVERY-th sample) is held
+    out, and at least EVAL_MIN samples when DATA has 2 x EVAL_MIN or more (a 95% interval of
+    about ±6 points instead of ±20 on 16), spread evenly over DATA; the rest calibrate."""
     n = len(next(iter(arrays.values())))
     if n < MIN_SPLIT:
         return arrays, arrays, {"samples": n, "calibration": n, "evaluation_samples": n,
                                 "evaluation": "calibration samples (too few to hold out)"}
     held = np.arange(n) % EVAL_EVERY == EVAL_EVERY - 1
+    if n >= 2 * EVAL_MIN and held.sum() < EVAL_MIN:
+        # the last sample of each of EVAL_MIN equal stretches of DATA
+        held = np.zeros(n, bool)
+        held[(np.arange(1, EVAL_MIN + 1) * n) // EVAL_MIN - 1] = True
     return ({k: v[~held] for k, v in arrays.items()}, {k: v[held] for k, v in arrays.items()},
             {"samples": n, "calibration": int((~held).sum()), "evaluation": "held-out",
              "evaluation_samples": int(held.sum())})
@@ -725,6 +732,8 @@ class _Run:
 
 def measured_from(manifest: dict[str, Any], root: Path) -> Measured:
     """What the gates see, from a manifest (compile and verify use the same rules)."""
+    from .fidelity import judged
+
     lat, en, v = manifest["latency_ms"], manifest["energy_mj"], manifest["verify"]
     latency, lsrc = latency_for_gate(lat.get("measured_median"), lat.get("measured_on"), lat.get("predicted"),
                                      bool(lat.get("estimated")), v.get("not_measured"))
@@ -738,10 +747,11 @@ def measured_from(manifest: dict[str, Any], root: Path) -> Measured:
     which = next((s for s in ("artifact", "int8", "recovered", "pruned") if s in stages), None)
     files = v.get("deployed_files") or []
     size = sum((root / f).stat().st_size for f in files if (root / f).is_file()) / 1e6 if files else None
+    fidelity, what = judged(last) if last else (None, "")
     return Measured(
         latency_ms=latency, latency_source=lsrc, energy_mj=energy, energy_source=esrc,
-        fidelity=last.get("score", last["top1_agreement"]) if last else None,
-        fidelity_source=f"{last.get('metric', 'top-1 agreement')} of the {which} model with the dense model on "
+        fidelity=fidelity,
+        fidelity_source=f"{what} of the {which} model with the dense model on "
                         f"{last['samples']} DATA samples" if last else "no DATA",
         size_mb=size, size_source=", ".join(files))
 

@@ -197,7 +197,7 @@ def reverify(root: Path, manifest: dict[str, Any], data: str | None = None, imag
              need_fidelity: bool = False) -> Reverified:
     from .backends.base import Artifact
     from .errors import UsageError
-    from .fidelity import compare, outputs
+    from .fidelity import compare, describe, judged, outputs
     from .frontend.load import load_model
     from .gates import Measured, latency_for_gate
     from .pipeline import RANDOM_SAMPLES, RANDOM_SEED, random_samples, split_data
@@ -235,7 +235,7 @@ def reverify(root: Path, manifest: dict[str, Any], data: str | None = None, imag
             dense = _dense_reference(manifest, Path(tmp), root)
             cand = checked.outputs if checked.outputs is not None else outputs(deployed, inputs)
             fidelity = compare(outputs(dense, inputs), cand)
-            lines.append(f"fidelity vs dense: {fidelity.metric} {fidelity.score:.1%}, "
+            lines.append(f"fidelity vs dense: {describe(fidelity.to_json())}, "
                          f"max abs error {fidelity.max_abs_error:.4g} ({fidelity.samples} samples)")
     lat, en = manifest["latency_ms"], manifest["energy_mj"]
     latency, lsrc = latency_for_gate(info.get("measured_median_ms"), device, lat.get("predicted"),
@@ -258,8 +258,8 @@ def reverify(root: Path, manifest: dict[str, Any], data: str | None = None, imag
     files = info["deployed_files"]
     size = sum((root / f).stat().st_size for f in files) / 1e6
     measured = Measured(latency_ms=latency, latency_source=lsrc, energy_mj=energy, energy_source=esrc,
-                        fidelity=None if fidelity is None else fidelity.score,
+                        fidelity=None if fidelity is None else judged(fidelity.to_json())[0],
                         fidelity_source="no DATA" if fidelity is None else
-                        f"{fidelity.metric} with the dense model on {fidelity.samples} samples of {spec}",
+                        f"{judged(fidelity.to_json())[1]} with the dense model on {fidelity.samples} samples of {spec}",
                         size_mb=size, size_source=", ".join(files))
     return Reverified(measured, lines)

@@ -21,6 +21,9 @@ _NUM = {"type": "number"}
 _NUM_OR_NULL = {"type": ["number", "null"]}
 _FIDELITY = {"type": "object", "required": ["top1_agreement", "max_abs_error", "samples"],
              "properties": {"top1_agreement": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                            "top1_interval": {"type": "array", "minItems": 2, "maxItems": 2,
+                                              "items": {"type": "number", "minimum": 0, "maximum": 1}},
+                            "top5_agreement": {"type": "number", "minimum": 0, "maximum": 1},
                             "metric": {"type": "string"},
                             "score": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
                             "outputs": {"type": "array"},

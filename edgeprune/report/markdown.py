@@ -71,6 +71,20 @@ def _score(v: dict[str, Any], named: bool = False) -> str:
     return f"{v.get('metric', 'top-1 agreement')} {text}" if named else text
 
 
+def _interval(v: dict[str, Any]) -> str:
+    """The 95% Wilson interval of a stage's top-1 agreement, e.g. "62.1–84.3%"."""
+    iv = v.get("top1_interval")
+    return "—" if not iv else f"{iv[0]:.1%}–{iv[1]:.1%}"
+
+
+def _score_ci(v: dict[str, Any]) -> str:
+    """The judged figure, with the 95% interval beside a top-1 agreement."""
+    text = _score(v)
+    if v.get("metric", "top-1 agreement") == "top-1 agreement" and v.get("top1_interval"):
+        text += f" [{_interval(v)}]"
+    return text
+
+
 def _per_output(found: dict[str, Any]) -> list[str]:
     """Every output of the last stage measured: its kind and each metric that applies."""
     last = next((found[s] for s in ("artifact", "int8", "recovered", "pruned") if s in found), None)
@@ -84,9 +98,11 @@ def _per_output(found: dict[str, Any]) -> list[str]:
         if o["kind"] in ("detection", "nms") and o.get("box_recall") is None:
             boxes = "no dense boxes at score ≥ 0.25"
         rows.append([str(o["index"]), "x".join(map(str, o["shape"])), o["kind"], f"{o['relative_error']:.4g}",
-                     f"{o['cosine']:.4f}", _pct(o.get("top1_agreement")), boxes])
+                     f"{o['cosine']:.4f}", _pct(o.get("top1_agreement")), _interval(o),
+                     _pct(o.get("top5_agreement")), boxes])
     return ["", f"Per output ({which}):", ""] + _table(
-        ["output", "shape", "kind", "relative error", "cosine", "top-1 agreement", "boxes"], rows)
+        ["output", "shape", "kind", "relative error", "cosine", "top-1 agreement", "95% interval",
+         "top-5 agreement", "boxes"], rows)
 
 
 def headline(m: dict[str, Any]) -> list[str]:
@@ -106,8 +122,9 @@ def headline(m: dict[str, Any]) -> list[str]:
     fid = stages(m)
     if fid:
         metric = next(iter(fid.values())).get("metric", "top-1 agreement")
-        lines.append(f"fidelity ({metric} with dense): "
-                     + ", ".join(f"{k} {_score(v)}" for k, v in fid.items()))
+        ci = " [95% interval]" if metric == "top-1 agreement" else ""
+        lines.append(f"fidelity ({metric}{ci} with dense): "
+                     + ", ".join(f"{k} {_score_ci(v)}" for k, v in fid.items()))
     else:
         lines.append("fidelity: not measured (no DATA)")
     gates = m.get("gates") or {}
@@ -194,9 +211,16 @@ def render(m: dict[str, Any]) -> str:
                 f"({d.get('samples')} in all, {d.get('calibration')} used for calibration).", ""]
         found = stages(m)
         metric = next(iter(found.values())).get("metric", "top-1 agreement") if found else "top-1 agreement"
-        out += [f"`--min-fidelity` judges **{metric}** ({_METRIC_WHY.get(metric, '')}).", ""]
-        out += _table(["stage", metric, "top-1 agreement", "max abs error", "samples"], [
-            [k, _score(v), _pct(v.get("top1_agreement")), f"{v['max_abs_error']:.4g}", str(v["samples"])]
+        if metric == "top-1 agreement":
+            out += [f"`--min-fidelity` judges the **lower bound of the 95% Wilson interval** of "
+                    f"**{metric}** ({_METRIC_WHY[metric]}), not the point estimate.", ""]
+            head = ["stage", metric, "95% interval (Wilson)"]
+        else:
+            out += [f"`--min-fidelity` judges **{metric}** ({_METRIC_WHY.get(metric, '')}).", ""]
+            head = ["stage", metric, "top-1 agreement", "95% interval (Wilson)"]
+        out += _table(head + ["top-5 agreement", "max abs error", "samples"], [
+            [k, _score(v)] + ([] if metric == "top-1 agreement" else [_pct(v.get("top1_agreement"))])
+            + [_interval(v), _pct(v.get("top5_agreement")), f"{v['max_abs_error']:.4g}", str(v["samples"])]
             for k, v in found.items()])
         out += _per_output(found)
     else:
