@@ -19,6 +19,7 @@ from edgeprune.frontend.load import load_model
 # the op kinds each model exists to exercise, as they appear in the exported graph
 SIGNATURE_OPS = {
     "efficientnet_lite0": {"Pad", "Clip"},  # TF "same" padding, ReLU6
+    "efficientnet_lite1": {"Pad", "Clip"},
     "mobilenetv3_small": {"HardSwish", "HardSigmoid", "GlobalAveragePool", "Mul"},  # SE block
     "unet_small": {"ConvTranspose", "Resize", "Concat"},
     "csp_neck": {"Split", "Concat", "MaxPool"},

@@ -8,7 +8,7 @@ from edgeprune.frontend.load import load_model
 from edgeprune.graph import analyze
 from tests.helpers import assert_invariant, half_keep
 
-HEAVY = {"resnet50", "efficientnet_lite0", "mobilenetv2", "resnet18", "mobilenetv3_small"}
+HEAVY = {"resnet50", "efficientnet_lite0", "efficientnet_lite1", "mobilenetv2", "resnet18", "mobilenetv3_small"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n
