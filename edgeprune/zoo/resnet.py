@@ -1,4 +1,6 @@
-"""ResNet-18/50 (torchvision's layout and module names) and a small ResNeXt."""
+"""ResNet-18/50 (torchvision's layout and module names) and a small ResNeXt: all RANDOM
+INITIALISATIONS (no pretrained weights ship offline), for latency, graph and rewrite checks;
+their fidelity figures measure nothing, so they stay out of fidelity tables and the demo."""
 
 from __future__ import annotations
 
