@@ -119,6 +119,61 @@ class Layer:
         k = x.shape[-1]
         return (torch.from_numpy(x.reshape(1, -1, k)), torch.from_numpy(y.reshape(1, -1, y.shape[-1])))
 
+    def positions(self, x_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> int:
+        """Output positions per sample (rows a sample gives before any subsampling)."""
+        if self.kind in (CONV, DEPTHWISE):
+            return int(np.prod(y_shape[2:]))
+        return int(np.prod(x_shape[1:-1])) if len(x_shape) > 2 else 1
+
+    def gather(self, x: np.ndarray, y: np.ndarray, idx: np.ndarray,
+               out_keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Batched rows without a per-sample loop: (groups, rows, features) inputs and
+        (groups, rows, outputs) targets for samples x[i] at output positions idx[i] (flat
+        indices into the output's spatial grid, or token positions). A convolution's
+        patches are gathered at those positions only (no full im2col). `out_keep` picks
+        the target's output channels (the dense layer's kept ones)."""
+        n, k = idx.shape
+        if self.kind in (CONV, DEPTHWISE):
+            kh, kw = self.weight_shape[2:]
+            pads = list(_attr(self.node, "pads", [0, 0, 0, 0]))
+            sh, sw = list(_attr(self.node, "strides", [1, 1]))
+            dh, dw = list(_attr(self.node, "dilations", [1, 1]))
+            wout = y.shape[3]
+            c = x.shape[1]
+            xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3]))) if any(pads) else x
+            flat = xp.reshape(n, c, -1)
+            wp = xp.shape[3]
+            oy, ox = idx // wout, idx % wout
+            full = k == y.shape[2] * wout
+            yf = y.reshape(n, y.shape[1], -1)
+            if out_keep is not None:
+                yf = yf[:, out_keep]
+            t = yf if full else np.take_along_axis(yf, idx[:, None, :], 2)            # (n, Cout, k)
+            if self.kind == DEPTHWISE:
+                # (channels, samples, positions, taps): each channel is its own regression
+                patch = np.empty((c, n, k, kh * kw), dtype=x.dtype)
+                for i in range(kh):
+                    for j in range(kw):
+                        src = (oy * sh + i * dh) * wp + ox * sw + j * dw
+                        patch[:, :, :, i * kw + j] = np.take_along_axis(flat, src[:, None, :], 2).transpose(1, 0, 2)
+                return patch.reshape(c, n * k, kh * kw), np.ascontiguousarray(t.transpose(1, 0, 2)).reshape(c, n * k, 1)
+            if kh == kw == 1 and sh == sw == 1 and not any(pads) and full:
+                patch = flat.transpose(0, 2, 1)                                          # (n, k, C)
+            else:
+                patch = np.empty((n, k, c, kh * kw), dtype=x.dtype)
+                for i in range(kh):
+                    for j in range(kw):
+                        src = (oy * sh + i * dh) * wp + ox * sw + j * dw               # (n, k)
+                        patch[:, :, :, i * kw + j] = np.take_along_axis(flat, src[:, None, :], 2).transpose(0, 2, 1)
+            return (np.ascontiguousarray(patch).reshape(1, n * k, c * kh * kw),
+                    np.ascontiguousarray(t.transpose(0, 2, 1)).reshape(1, n * k, -1))
+        xs = x.reshape(n, -1, x.shape[-1])
+        ys = y.reshape(n, -1, y.shape[-1])
+        if out_keep is not None:
+            ys = ys[:, :, out_keep]
+        return (np.take_along_axis(xs, idx[:, :, None], 1).reshape(1, n * k, -1),
+                np.take_along_axis(ys, idx[:, :, None], 1).reshape(1, n * k, -1))
+
     def bias_of(self, coef: np.ndarray) -> np.ndarray:
         """The bias part of a solution, one value per output channel."""
         return coef[:, -1, 0] if self.kind == DEPTHWISE else coef[0, -1]
@@ -193,12 +248,21 @@ class NormalEquations:
     y2: torch.Tensor | None = None
 
     def add(self, a: torch.Tensor, y: torch.Tensor) -> None:
-        ones = torch.ones(a.shape[0], a.shape[1], 1, dtype=a.dtype)
-        a = torch.cat([a.float(), ones], dim=2)
-        y = y.float()
-        ata = (a.transpose(1, 2) @ a).double()
-        aty = (a.transpose(1, 2) @ y).double()
-        y1, y2 = y.double().sum(1), (y.double() ** 2).sum(1)
+        """Add rows `a` (groups, rows, features) with targets `y` (groups, rows, outputs);
+        the ones column is implicit. The products of one batch are taken in the rows'
+        precision (float32 rows of a few thousand samples x positions) and summed over
+        batches in float64."""
+        g, r, f = a.shape
+        at = a.transpose(1, 2)
+        ata = torch.empty(g, f + 1, f + 1, dtype=torch.float64)
+        ata[:, :f, :f] = at @ a
+        s = a.double().sum(1)
+        ata[:, :f, f] = s
+        ata[:, f, :f] = s
+        ata[:, f, f] = r
+        yd = y.double()
+        aty = torch.cat([(at @ y).double(), yd.sum(1, keepdim=True)], dim=1)
+        y1, y2 = yd.sum(1), (yd * yd).sum(1)
         if self.ata is None:
             self.ata, self.aty, self.y1, self.y2 = ata, aty, y1, y2
         else:
@@ -206,7 +270,7 @@ class NormalEquations:
             self.aty += aty
             self.y1 += y1
             self.y2 += y2
-        self.n += a.shape[1]
+        self.n += r
 
     def error(self, coef: np.ndarray) -> float:
         """Σ ||y - a·coef||² over all rows and groups, relative to Σ ||y||²."""

@@ -10,6 +10,7 @@ earlier fixes applied, so errors are corrected where they arise instead of pilin
 
 from __future__ import annotations
 
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
@@ -25,16 +26,33 @@ from ..graph.types import IN
 from .bn import BnParams, Moments, is_inference_bn, match_moments, read_bn, write_bn
 from .probe import Calib, Probe
 from .reconstruct import Layer, NormalEquations, layer_kind
+from .stream import Frontier, sample_positions
 
 
 @dataclass(frozen=True)
 class RecoverOptions:
+    """How `recover` runs.
+
+    `max_samples`: recovery uses up to this many calibration samples (all of them when the
+    user gives fewer; an evenly spaced subset when more). `rows_per_sample`: a layer whose
+    output has more positions per sample than this (a 112x112 convolution has 12544) is fit
+    on a fixed random subset of that many positions per sample, seeded by `seed` and the
+    layer's name (deterministic; neighbouring positions say nearly the same thing, more
+    samples say more). The batched path also caps the rows of one layer at `max_rows`
+    (`max_rows_depthwise` for a depthwise conv, whose channels have kh*kw + 1 unknowns
+    each) by taking fewer positions per sample when many samples are given. `batched=False` runs the reference path (every layer probed from
+    the model inputs, sample by sample: same fit, ~5-10x slower on a deep network)."""
+
     reconstruct: bool = True       # least-squares refit of consumer layers
     match_bn: bool = True          # BN moment matching on changed paths
     ridge: float = 1e-2            # pull towards the sliced weights, relative to AᵀA's diagonal
     rows_per_sample: int = 512     # output positions per calibration sample and layer
-    samples_per_chunk: int = 16
+    samples_per_chunk: int = 16    # reference path: samples per probe chunk
     seed: int = 0
+    max_samples: int = 512         # calibration samples used (the first/evenly spaced ones)
+    batched: bool = True           # activations computed once per model, rows gathered in batches
+    max_rows: int = 131072         # batched path: rows per layer at most (positions per sample shrink)
+    max_rows_depthwise: int = 32768  # batched path: rows per depthwise channel (kh*kw + 1 unknowns each)
 
 
 @dataclass
@@ -59,11 +77,41 @@ def recover(dense: Model, pruned: Model, analysis: Analysis, keep: Mapping[str, 
     if analysis.model_sha256 != dense.sha256:
         raise UsageError("the channel analysis belongs to another model than the dense one")
     _check_calib(dense, calib)
+    calib = _subset(calib, options.max_samples)
     with single_threaded_torch():
-        return _recover(dense, pruned, analysis, keep, calib, options)
+        if options.batched:
+            return _recover(dense, pruned, analysis, keep, calib, options, _Batched(dense, pruned, calib))
+        return _recover(dense, pruned, analysis, keep, calib, options, None)
 
 
-def _recover(dense, pruned, analysis, keep, calib, options) -> Recovered:
+def _subset(calib: Calib, limit: int) -> Calib:
+    """At most `limit` samples, evenly spaced over what was given (the model's static
+    batch permitting)."""
+    n = len(next(iter(calib.values())))
+    if limit is None or n <= limit:
+        return calib
+    idx = np.linspace(0, n - 1, limit).round().astype(int)
+    return {k: np.asarray(v)[idx] for k, v in calib.items()}
+
+
+class _Batched:
+    """The batched path's state: the pruned and dense models' activation frontiers."""
+
+    def __init__(self, dense: Model, pruned: Model, calib: Calib):
+        shape = next(iter(dense.input_shapes.values()))
+        batch = int(shape[0]) if shape and isinstance(shape[0], int) and shape[0] > 0 else 1
+        n = len(next(iter(calib.values())))
+        if n < batch or n % batch:
+            raise UsageError(f"calibration data has {n} samples; the model's static batch is {batch}")
+        self.calib, self.batch, self.n = calib, batch, n
+        self.dense = Frontier(dense.proto, calib, batch)
+        self.pruned: Frontier | None = None
+
+    def attach(self, proto: onnx.ModelProto) -> None:
+        self.pruned = Frontier(proto, self.calib, self.batch)
+
+
+def _recover(dense, pruned, analysis, keep, calib, options, batched: "_Batched | None") -> Recovered:
     mask = analysis.keep_mask(keep)
     proto = onnx.ModelProto()
     proto.CopyFrom(pruned.proto)
@@ -73,6 +121,8 @@ def _recover(dense, pruned, analysis, keep, calib, options) -> Recovered:
     kept = _KeptPositions(analysis, mask)
     consumers = _consumers(graph)
     rng = np.random.default_rng(options.seed)
+    if batched is not None:
+        batched.attach(proto)
 
     affected: set[str] = set()
     starts = _lost_inputs(analysis, mask)
@@ -89,7 +139,10 @@ def _recover(dense, pruned, analysis, keep, calib, options) -> Recovered:
             continue
         kind = layer_kind(node, inits)
         if kind and options.reconstruct:
-            step, eq, layer, coef = _refit(node, kind, proto, dense, kept, calib, options, rng, inits)
+            if batched is not None:
+                step, eq, layer, coef = _refit_batched(node, kind, batched, kept, options, inits)
+            else:
+                step, eq, layer, coef = _refit(node, kind, proto, dense, kept, calib, options, rng, inits)
             steps.append(step)
             # a BN normalises axis 1: a MatMul's channels are on the last axis
             bn = _only_bn_after(node, consumers, inits, graph) if kind != "matmul" else None
@@ -107,7 +160,10 @@ def _recover(dense, pruned, analysis, keep, calib, options) -> Recovered:
             if kind == "matmul":
                 i += 1  # skip the bias Add just inserted after it
         elif options.match_bn and is_inference_bn(node, inits) and node.name not in done_bn:
-            steps.append(_match_bn(node, proto, dense, kept, calib, options, inits))
+            if batched is not None:
+                steps.append(_match_bn_batched(node, batched, kept, options, inits))
+            else:
+                steps.append(_match_bn(node, proto, dense, kept, calib, options, inits))
     return Recovered(pruned.replace(proto), steps)
 
 
@@ -136,6 +192,43 @@ def _refit(node, kind, proto, dense, kept, calib, options, rng, inits):
     coef = eq.solve(layer.coef, options.ridge)
     step = Step(node.name, kind, eq.n, eq.error(layer.coef), eq.error(coef))
     return step, eq, layer, coef
+
+
+def _refit_batched(node, kind, b: _Batched, kept, options, inits):
+    """`_refit` on streamed activations: the pruned input and the dense output come chunk
+    by chunk from the two frontiers (each node computed once where its output is small
+    enough to keep), rows gathered for a whole chunk at fixed seeded positions."""
+    layer = Layer.read(node, kind, inits)
+    y_name = node.output[0]
+    axis = 1 if kind in ("conv", "depthwise", "gemm") else -1
+    eq = NormalEquations()
+    idx = out_keep = None
+    lo = 0
+    for (x,), (y,) in zip(b.pruned.chunks([node.input[0]], node.name), b.dense.chunks([y_name], node.name)):
+        if idx is None:
+            cols = kept(y_name, y.shape[axis])
+            out_keep = None if len(cols) == y.shape[axis] else cols
+            budget = options.max_rows_depthwise if kind == "depthwise" else options.max_rows
+            per_sample = min(options.rows_per_sample, max(1, budget // b.n))
+            idx = sample_positions(b.n, layer.positions(x.shape, y.shape), per_sample,
+                                   (options.seed, zlib.crc32(node.name.encode())))
+        a, t = layer.gather(x, y, idx[lo:lo + len(x)], out_keep)
+        lo += len(x)
+        eq.add(torch.from_numpy(a), torch.from_numpy(t))
+    coef = eq.solve(layer.coef, options.ridge)
+    return Step(node.name, kind, eq.n, eq.error(layer.coef), eq.error(coef)), eq, layer, coef
+
+
+def _match_bn_batched(node, b: _Batched, kept, options, inits) -> Step:
+    x_name = node.input[0]
+    mp, md = Moments(), Moments()
+    cols = None
+    for (x,), (xd,) in zip(b.pruned.chunks([x_name], node.name), b.dense.chunks([x_name], node.name)):
+        cols = kept(x_name, xd.shape[1]) if cols is None else cols
+        mp.add(x)
+        md.add(np.take(xd, cols, axis=1))
+    write_bn(node, inits, match_moments(read_bn(node, inits), mp.mean, mp.var, md.mean, md.var))
+    return Step(node.name, "bn", int(mp.n))
 
 
 def _match_bn(node, proto, dense, kept, calib, options, inits) -> Step:
