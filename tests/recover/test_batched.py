@@ -11,30 +11,14 @@ import torch
 from onnx import helper
 
 from edgeprune.fidelity import outputs
-from edgeprune.graph import analyze
 from edgeprune.recover import RecoverOptions, recover
 from edgeprune.recover.reconstruct import Layer, NormalEquations
 from edgeprune.recover.stream import sample_positions
-from edgeprune.rewrite import prune
-from tests.helpers import export, half_keep
-from tests.recover.models import conv_net
+from tests.recover.test_recover import _err, pruned_convnet  # noqa: F401 - a fixture
 
 
 def _data(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, 3, 16, 16)).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def pruned_convnet():
-    dense = export(conv_net(), (1, 3, 16, 16))
-    analysis = analyze(dense)
-    keep = half_keep(dense)
-    return dense, analysis, keep, prune(dense, analysis, keep)
-
-
-def _err(dense, candidate, data) -> float:
-    want, got = outputs(dense, data)[0], outputs(candidate, data)[0]
-    return float(np.mean((want - got) ** 2) / np.mean(want ** 2))
 
 
 def test_batched_reconstruction_reduces_held_out_error(pruned_convnet):
