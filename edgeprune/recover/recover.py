@@ -26,7 +26,7 @@ from ..graph.types import IN
 from .bn import BnParams, Moments, is_inference_bn, match_moments, read_bn, write_bn
 from .probe import Calib, Probe
 from .reconstruct import Layer, NormalEquations, layer_kind
-from .stream import Frontier, sample_positions
+from .stream import Frontier, heap_kept, sample_positions
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ def recover(dense: Model, pruned: Model, analysis: Analysis, keep: Mapping[str, 
     calib = _subset(calib, options.max_samples)
     with single_threaded_torch():
         if options.batched:
-            return _recover(dense, pruned, analysis, keep, calib, options, _Batched(dense, pruned, calib))
+            with heap_kept():
+                return _recover(dense, pruned, analysis, keep, calib, options, _Batched(dense, pruned, calib))
         return _recover(dense, pruned, analysis, keep, calib, options, None)
 
 
