@@ -52,7 +52,7 @@ class RecoverOptions:
     max_samples: int = 512         # calibration samples used (the first/evenly spaced ones)
     batched: bool = True           # activations computed once per model, rows gathered in batches
     max_rows: int = 131072         # batched path: rows per layer at most (positions per sample shrink)
-    max_rows_depthwise: int = 32768  # batched path: rows per depthwise channel (kh*kw + 1 unknowns each)
+    max_rows_depthwise: int = 8192   # batched path: rows per depthwise channel (kh*kw + 1 unknowns each)
 
 
 @dataclass

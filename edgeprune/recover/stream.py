@@ -46,7 +46,7 @@ class Frontier:
     when a request comes."""
 
     def __init__(self, proto: onnx.ModelProto, calib: Calib, static_batch: int,
-                 chunk: int = 16, keep_bytes: int = 256 << 20, threads: int = 1):
+                 chunk: int = 16, keep_bytes: int = 512 << 20, threads: int = 1):
         self.proto = proto
         self.n = len(next(iter(calib.values())))
         self.b = max(1, static_batch)
