@@ -35,11 +35,13 @@ def test_batched_reconstruction_reduces_held_out_error(pruned_convnet):
 
 
 def test_batched_equals_the_reference_solve_when_every_position_is_used(pruned_convnet):
-    # 16x16 inputs: every layer has at most 256 positions per sample, under both paths' caps,
+    # 16x16 inputs: every layer has at most 256 positions per sample, under rows_per_sample,
     # so both fit the same rows; only the order of summation differs
     dense, analysis, keep, pruned = pruned_convnet
     calib, held = {"x0": _data(48, 1)}, {"x0": _data(16, 2)}
-    new = recover(dense, pruned, analysis, keep, calib, RecoverOptions(batched=True))
+    # (the batched path's row caps lifted so it takes every position too)
+    new = recover(dense, pruned, analysis, keep, calib,
+                  RecoverOptions(batched=True, max_rows=1 << 20, max_rows_depthwise=1 << 20))
     ref = recover(dense, pruned, analysis, keep, calib, RecoverOptions(batched=False))
     assert [(s.node, s.kind, s.rows) for s in new.steps] == [(s.node, s.kind, s.rows) for s in ref.steps]
     for a, b in zip(new.steps, ref.steps):
