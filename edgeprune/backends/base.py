@@ -154,11 +154,6 @@ def io_spec(proto: onnx.ModelProto) -> tuple[dict[str, dict[str, Any]], list[str
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    from ..atomic import write_text
+
+    write_text(path, text)

@@ -145,18 +145,16 @@ def _tune_cpu(mod, tgt, is_host: bool, options: Mapping[str, Any]):
 
 
 def _export(executable, path: Path, linker: Linker) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.{linker.format}")
+    from ..atomic import replacing
+
     try:
-        if linker.fcompile is None:
-            executable.export_library(str(tmp))
-        else:
-            executable.export_library(str(tmp), fcompile=linker.fcompile)
-        os.replace(tmp, path)
+        with replacing(path, suffix=f".{linker.format}") as tmp:
+            if linker.fcompile is None:
+                executable.export_library(str(tmp))
+            else:
+                executable.export_library(str(tmp), fcompile=linker.fcompile)
     except Exception as e:
         raise RuntimeError(f"export_library with {linker.compiler or 'tar'} failed: {first_line(e)}") from e
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def device_sources(module, kind: str) -> str:

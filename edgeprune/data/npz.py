@@ -72,17 +72,11 @@ def _int_to_int(found, expected: np.dtype) -> bool:
 
 def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
     """Write DATA as an .npz keyed by input name, atomically (temp file, then rename)."""
-    import os
+    from ..atomic import replacing
 
     path = Path(path)
     if path.suffix != ".npz":
         raise ValueError(f"{path}: DATA files end in .npz")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npz")
-    try:
+    with replacing(path) as tmp:
         np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path

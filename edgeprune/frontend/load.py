@@ -445,12 +445,6 @@ def _has_foldable(proto: onnx.ModelProto) -> bool:
 
 def save_model(proto: onnx.ModelProto, path: str | os.PathLike) -> None:
     """Write atomically: a temporary file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_bytes(proto.SerializeToString(deterministic=True))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    from ..atomic import write_bytes
+
+    write_bytes(path, proto.SerializeToString(deterministic=True))

@@ -120,8 +120,8 @@ def micro_model_file(sig: Signature, c_in: int, c_out: int, folder: Path) -> Pat
     digest = hashlib.sha1(f"{sig.key}|{c_in}|{c_out}".encode()).hexdigest()[:16]
     path = Path(folder) / f"{digest}.onnx"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(micro_model(sig, c_in, c_out).SerializeToString())
-        tmp.replace(path)
+        from ..atomic import write_bytes
+
+        # concurrent profilers may write the same file: each through its own temporary
+        write_bytes(path, micro_model(sig, c_in, c_out).SerializeToString())
     return path

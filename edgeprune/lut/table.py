@@ -269,19 +269,11 @@ def _reject_constant(name: str):
 
 def write_lut(lut: Lut, path: str | os.PathLike) -> None:
     """Atomic write of the whole document (temp file in the same folder + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w") as f:
-            # compact: a LUT is rewritten after every entry, and may hold thousands
-            json.dump(lut.to_json(), f, separators=(",", ":"), allow_nan=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    from ..atomic import replacing
+
+    with replacing(path, fsync=True) as tmp, open(tmp, "w") as f:
+        # compact: a LUT is rewritten after every entry, and may hold thousands
+        json.dump(lut.to_json(), f, separators=(",", ":"), allow_nan=False)
 
 
 def lock_path(path: Path) -> Path:

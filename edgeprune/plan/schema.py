@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,18 +139,9 @@ def dumps_plan(plan: Plan) -> str:
 
 def save_plan(plan: Plan, path: str | os.PathLike) -> Path:
     """Write atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    text = dumps_plan(plan)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from ..atomic import write_text
+
+    return write_text(path, dumps_plan(plan))
 
 
 def parse_plan(text: str, name: str = "<plan>") -> Plan:

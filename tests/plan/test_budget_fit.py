@@ -47,9 +47,15 @@ def fit(budget: str, device: Device, **kw):
                     lambda r: r.width, DENSE_MS, "testdevice", **kw)
 
 
-def test_a_plan_measured_within_5_percent_ships_as_planned():
-    f = fit("0.5x", Device(1.03))
-    assert len(f.rounds) == 1 and f.plan_result.width == 50 and f.measured_ms == pytest.approx(5.15)
+def test_a_plan_measured_within_2_5_percent_above_ships_as_planned():
+    f = fit("0.5x", Device(1.02))
+    assert len(f.rounds) == 1 and f.plan_result.width == 50 and f.measured_ms == pytest.approx(5.1)
+
+
+def test_a_plan_measured_at_the_edge_of_the_budget_is_corrected_to_leave_room_for_noise():
+    # 4% above ships if nothing better is found, but the loop looks for a plan with room
+    f = fit("0.5x", Device(1.04))
+    assert len(f.rounds) == 2 and f.measured_ms <= 5.0 * 1.025
 
 
 def test_a_lut_that_predicts_too_fast_is_corrected_from_the_measurement():
