@@ -17,3 +17,30 @@ def private_user_config(tmp_path_factory):
         os.environ.pop("EDGEPRUNE_CONFIG_DIR", None)
     else:
         os.environ["EDGEPRUNE_CONFIG_DIR"] = before
+
+
+# Files whose tests compile to a latency budget and expect it met. Their closed loop times
+# artifacts a millisecond or two long, and a second test process on the other core moves
+# those figures by 5-10% (seen: plans measured 6% under the target in the loop, 7% over it at
+# verify), so `make test` runs them after the parallel part, alone on the machine.
+SERIAL_FILES = {
+    "tests/backends/test_tvm_fresh_lut.py",
+    "tests/cli/test_budget_truth.py",
+    "tests/cli/test_compile.py",
+    "tests/cli/test_compile_config.py",
+    "tests/cli/test_detectors.py",
+    "tests/cli/test_plan_cmd.py",
+    "tests/cli/test_verify.py",
+    "tests/frontend/test_dynamic_dims.py",
+    "tests/install/test_moved_artifact.py",
+    "tests/install/test_wheel.py",
+    "tests/pipeline/test_api.py",
+    "tests/pipeline/test_gates_config.py",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    root = config.rootpath
+    for item in items:
+        if item.path.relative_to(root).as_posix() in SERIAL_FILES:
+            item.add_marker(pytest.mark.serial)
