@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,14 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from int8_timing import ort_latencies  # noqa: E402
-from recovery_efficientnet import plan_keep  # noqa: E402
+from recovery_efficientnet import lite0_subject, plan_keep  # noqa: E402
 
-from edgeprune import zoo  # noqa: E402
-from edgeprune.data import natural_images  # noqa: E402
 from edgeprune.fidelity import compare, outputs  # noqa: E402
-from edgeprune.frontend.export import export_module  # noqa: E402
-from edgeprune.frontend.load import load_model  # noqa: E402
-from edgeprune.graph import analyze  # noqa: E402
 from edgeprune.importance import compute  # noqa: E402
 from edgeprune.quantize import quantize_int8  # noqa: E402
 from edgeprune.recover import recover  # noqa: E402
@@ -50,12 +44,8 @@ def main(argv=None):
     ap.add_argument("--uniform", action="store_true")
     args = ap.parse_args(argv)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        dense = load_model(export_module(zoo.get("efficientnet_lite0"), (1, 3, 224, 224), Path(tmp) / "e.onnx"))
-    analysis = analyze(dense)
+    dense, analysis, calib, held = lite0_subject(args.calib, args.eval)
     (name, _), = dense.input_shapes.items()
-    calib = {name: natural_images(args.calib, 224, seed=1, normalize="tflite")}
-    held = {name: natural_images(args.eval, 224, seed=2, normalize="tflite")}
     keep, how = plan_keep(dense, analysis, compute(dense, analysis, "l1"), args.uniform)
     t0 = time.perf_counter()
     fp32 = recover(dense, prune(dense, analysis, keep), analysis, keep, calib).model

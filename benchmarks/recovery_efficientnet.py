@@ -45,6 +45,16 @@ from edgeprune.rewrite import prune, ratio_keep  # noqa: E402
 TARGET = 0.6
 
 
+def lite0_subject(n_calib: int, n_eval: int):
+    """Pretrained EfficientNet-Lite0 as ONNX, its analysis, and calibration / held-out natural
+    views (seeds 1 and 2), keyed by its input name: the subject every Lite0 benchmark shares."""
+    with tempfile.TemporaryDirectory() as tmp:
+        dense = load_model(export_module(zoo.get("efficientnet_lite0"), (1, 3, 224, 224), Path(tmp) / "lite0.onnx"))
+    (name, _), = dense.input_shapes.items()
+    return (dense, analyze(dense), {name: natural_images(n_calib, 224, seed=1, normalize="tflite")},
+            {name: natural_images(n_eval, 224, seed=2, normalize="tflite")})
+
+
 def plan_keep(model, analysis, scores, uniform: bool):
     if not uniform:
         from edgeprune.lut.api import latency_model
@@ -72,13 +82,8 @@ def main(argv=None):
     ap.add_argument("--uniform", action="store_true", help="uniform keep ratio at ~0.6x MACs instead of the planner")
     args = ap.parse_args(argv)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = export_module(zoo.get("efficientnet_lite0"), (1, 3, 224, 224), Path(tmp) / "effnet.onnx")
-        dense = load_model(path)
-    analysis = analyze(dense)
+    dense, analysis, calib, held = lite0_subject(args.calib, args.eval)
     (name, _), = dense.input_shapes.items()
-    calib = {name: natural_images(args.calib, 224, seed=1, normalize="tflite")}
-    held = {name: natural_images(args.eval, 224, seed=2, normalize="tflite")}
     scores = compute(dense, analysis, args.criterion, data=calib)
     keep, how = plan_keep(dense, analysis, scores, args.uniform)
     pruned = prune(dense, analysis, keep)

@@ -19,19 +19,17 @@ import argparse
 import math
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from edgeprune import zoo  # noqa: E402
-from edgeprune.data import natural_images  # noqa: E402
+from recovery_efficientnet import lite0_subject  # noqa: E402
+
 from edgeprune.fidelity import outputs  # noqa: E402
-from edgeprune.frontend.export import export_module  # noqa: E402
-from edgeprune.frontend.load import load_model  # noqa: E402
 from edgeprune.graph import analyze  # noqa: E402
 from edgeprune.importance import compute  # noqa: E402
 from edgeprune.recover import RecoverOptions, recover  # noqa: E402
@@ -66,12 +64,8 @@ def main(argv=None):
                     help="also time the reference (sample by sample) path on this many views (0: skip)")
     args = ap.parse_args(argv)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        dense = load_model(export_module(zoo.get("efficientnet_lite0"), (1, 3, 224, 224), Path(tmp) / "lite0.onnx"))
-    analysis = analyze(dense)
+    dense, analysis, calib, held = lite0_subject(args.calib, args.eval)
     (name, _), = dense.input_shapes.items()
-    calib = {name: natural_images(args.calib, 224, seed=1, normalize="tflite")}
-    held = {name: natural_images(args.eval, 224, seed=2, normalize="tflite")}
     keep, macs, ratio = uniform_keep(dense, analysis, compute(dense, analysis, "l1"))
     pruned = prune(dense, analysis, keep)
     ref = outputs(dense, held)[0].argmax(1)

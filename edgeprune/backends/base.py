@@ -16,6 +16,7 @@ from typing import Any, Mapping, Protocol, runtime_checkable
 
 import onnx
 
+from ..atomic import write_text
 from ..errors import UsageError
 from ..frontend.shapes import dims_text, static_shape
 
@@ -98,7 +99,7 @@ class Artifact:
 
     def save(self) -> Path:
         path = self.root / artifact_file(self.backend)
-        write_text_atomic(path, json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
+        write_text(path, json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
         return path
 
     @staticmethod
@@ -153,7 +154,3 @@ def io_spec(proto: onnx.ModelProto) -> tuple[dict[str, dict[str, Any]], list[str
     return inputs, [o.name for o in proto.graph.output]
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    from ..atomic import write_text
-
-    write_text(path, text)

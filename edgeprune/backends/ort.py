@@ -22,7 +22,8 @@ import numpy as np
 import onnx
 
 from ..errors import InternalError, UsageError
-from .base import Artifact, TargetSpec, as_proto, io_spec, write_text_atomic
+from ..atomic import write_text
+from .base import Artifact, TargetSpec, as_proto, io_spec
 from .runtime import runtime_config
 from .verify import compare, random_inputs, reference_outputs
 
@@ -78,7 +79,7 @@ class OrtBackend:
             "intra_op_num_threads": runtime.threads,
             "runtime": runtime.key(),
         }
-        write_text_atomic(outdir / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
+        write_text(outdir / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
 
         artifact = Artifact(
             backend=self.name, root=outdir,

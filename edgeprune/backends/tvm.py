@@ -20,6 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 import onnx
 
+from ..atomic import write_text
 from ..errors import InternalError, UsageError, first_line
 from .base import Artifact, TargetSpec, as_proto, io_spec
 from .tvm_target import Linker, is_gpu, linker_for, target_dict, triple_of
@@ -77,7 +78,7 @@ class TvmBackend:
 
         kernels = device_sources(executable.mod, "opencl")
         if kernels:
-            _write_atomic(outdir / KERNELS_FILE, kernels)
+            write_text(outdir / KERNELS_FILE, kernels)
             files["kernels"] = KERNELS_FILE
 
         device = "opencl" if tdict["kind"] == "opencl" else "cpu"
@@ -199,8 +200,4 @@ def check_on_host(artifact: Artifact, proto: onnx.ModelProto, atol: float = 1e-4
     return {"seed": seed} | cmp.to_json()
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    from .base import write_text_atomic
-
-    write_text_atomic(path, text)
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from .. import locations
+from ..atomic import write_text
 from ..errors import DeviceError
 from .profile import DeviceSpec, load_profile_file
 
@@ -148,7 +148,7 @@ def with_profile(spec: DeviceSpec, link=None) -> DeviceSpec:
             link = _link(spec)
         out = link.shell(SCRIPT, timeout=60.0)
         text = profile_toml(parse(out.stdout.decode(errors="replace")), spec)
-        _write(path, text)
+        write_text(path, text)
     return replace(spec, profile=load_profile_file(path))
 
 
@@ -163,10 +163,3 @@ def _link(spec: DeviceSpec):
     return SshLink(spec.user, spec.host, int(spec.port or 22),
                    key=device_setting(None, "ssh_key", env="EDGEPRUNE_SSH_KEY"),
                    known_hosts=device_setting(None, "known_hosts", env="EDGEPRUNE_SSH_KNOWN_HOSTS"))
-
-
-def _write(path: Path, text: str) -> None:
-    from ..backends.base import write_text_atomic
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, text)
