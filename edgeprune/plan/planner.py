@@ -23,7 +23,7 @@ from ..graph.types import Group
 from ..graph.keep import top_channels
 from .budget import Budget
 from .costs import CostModel
-from .knapsack import DEFAULT_BINS, Infeasible, Options, solve
+from .knapsack import DEFAULT_BINS, Infeasible, Options, Solution, solve
 from .schema import GroupPlan, Plan
 
 MAX_ITERATIONS = 4
@@ -49,6 +49,26 @@ class _GroupOptions:
     group: Group
     counts: np.ndarray      # channels kept by each option, ascending (last = all)
     values: np.ndarray      # importance kept by each option
+
+
+@dataclass(frozen=True)
+class _State:
+    """Per-group channel counts the loop reached, with what they keep and cost at true prices."""
+
+    counts: np.ndarray                 # channels kept per prunable group, in `Planner.groups` order
+    value: float                       # importance kept
+    ms: float
+    mj: float
+
+
+@dataclass(frozen=True)
+class _Move:
+    """One chunk more (fill) or less (repair) for one group, and what the model then costs."""
+
+    ratio: float       # value gained per ms (or mJ) spent; value lost per ms saved in repair
+    group: int         # index into `Planner.groups`
+    ms: float
+    mj: float
 
 
 @dataclass
@@ -197,9 +217,10 @@ class Planner:
             raise err
         fixed_ms, fixed_mj = self.cost.fixed_cost()
         cur = self.dense_counts()
-        visited: list[tuple[np.ndarray, float, float, float, object]] = []
+        visited: list[_State] = []
         seen: set[tuple] = set()
-        solve_s, converged, iterations, last = 0.0, False, 0, None
+        solve_s, converged, iterations = 0.0, False, 0
+        last: Solution | None = None
         for iterations in range(1, max_iterations + 1):
             options, c_ms, c_mj = self._priced_options(cur)
             t0 = time.perf_counter()
@@ -217,7 +238,7 @@ class Planner:
             last = sol
             new = np.array([o.counts[k] for o, k in zip(self.groups, sol.choice)], dtype=np.float64)
             ms, mj = self.predict(new)
-            visited.append((new, float(sol.value), ms, mj, sol))
+            visited.append(_State(new, float(sol.value), ms, mj))
             if np.array_equal(new, cur):
                 converged = True
                 break
@@ -228,21 +249,20 @@ class Planner:
             if tuple(cur.tolist()) in seen:
                 break   # the damped walk is cycling: take the best state it visited
             seen.add(tuple(cur.tolist()))
-        feasible = [v for v in visited if _fits(v[2], v[3], lat_limit, en_limit)]
+        feasible = [v for v in visited if _fits(v.ms, v.mj, lat_limit, en_limit)]
         if _fits(dense_ms, dense_mj, lat_limit, en_limit):
-            dense = self.dense_counts()
-            feasible.append((dense, float(sum(o.values[-1] for o in self.groups)), dense_ms, dense_mj, None))
+            feasible.append(_State(self.dense_counts(), float(sum(o.values[-1] for o in self.groups)),
+                                   dense_ms, dense_mj))
         if not feasible:
-            feasible = [self._repair(visited[-1][0] if visited else self.min_counts(), lat_limit, en_limit)]
+            feasible = [self._repair(visited[-1].counts if visited else self.min_counts(), lat_limit, en_limit)]
         # Each state was chosen at approximate prices (its neighbours' previous counts): spend
         # what is left of the budget at true prices, best value per ms first, and keep the
         # best result. A fixed point gains only what the budget grid rounded away.
-        distinct = {tuple(v[0].tolist()): v for v in feasible}
+        distinct = {tuple(v.counts.tolist()): v for v in feasible}
         chosen = max((self._fill(v, lat_limit, en_limit) for v in distinct.values()),
-                     key=lambda v: (v[1], -v[2]))
-        counts, value, ms, mj, _ = chosen
+                     key=lambda v: (v.value, -v.ms))
         sol = last
-        plan = self._plan(counts, value, ms, mj, dense_ms, dense_mj, budget, device, criterion, {
+        plan = self._plan(chosen, dense_ms, dense_mj, budget, device, criterion, {
             "method": sol.method if sol else "repair",
             "iterations": iterations, "converged": converged,
             "bins": sol.bins if sol else 0,
@@ -255,7 +275,7 @@ class Planner:
             "min_channels": {o.group.id: int(o.counts[0]) for o in self.groups},
         })
         return PlanResult(plan, solve_s, time.perf_counter() - t_start, iterations, converged,
-                          {o.group.id: int(c) for o, c in zip(self.groups, counts)})
+                          {o.group.id: int(c) for o, c in zip(self.groups, chosen.counts)})
 
     def _index(self, counts: np.ndarray) -> list[int]:
         return [int(np.searchsorted(o.counts, c)) for o, c in zip(self.groups, counts)]
@@ -268,14 +288,13 @@ class Planner:
                 out[gi] = self.groups[gi].counts[a + step]
         return out
 
-    def _fill(self, chosen, lat_limit, en_limit):
+    def _fill(self, state: _State, lat_limit, en_limit) -> _State:
         """Add one chunk at a time where it buys the most value per ms (or mJ) while the
         budget still holds at true prices."""
-        counts, value, ms, mj, sol = chosen
-        counts = counts.copy()
+        counts, ms, mj = state.counts.copy(), state.ms, state.mj
         pos = self._index(counts)
         while True:
-            best = None
+            best: _Move | None = None
             for gi, o in enumerate(self.groups):
                 if pos[gi] + 1 >= len(o.counts):
                     continue
@@ -286,24 +305,23 @@ class Planner:
                 gain = o.values[pos[gi] + 1] - o.values[pos[gi]]
                 spent = max((t_ms - ms) if lat_limit is not None else (t_mj - mj), 1e-12)
                 ratio = gain / spent
-                if best is None or ratio > best[0]:
-                    best = (ratio, gi, t_ms, t_mj)
+                if best is None or ratio > best.ratio:
+                    best = _Move(ratio, gi, t_ms, t_mj)
             if best is None:
                 break
-            _, gi, ms, mj = best
+            gi, ms, mj = best.group, best.ms, best.mj
             pos[gi] += 1
             counts[gi] = self.groups[gi].counts[pos[gi]]
         ms, mj = self.predict(counts)   # re-summed: no drift from the running deltas
-        value = float(sum(o.values[p] for o, p in zip(self.groups, pos)))
-        return counts, value, ms, mj, sol
+        return _State(counts, float(sum(o.values[p] for o, p in zip(self.groups, pos))), ms, mj)
 
-    def _repair(self, counts: np.ndarray, lat_limit, en_limit):
+    def _repair(self, counts: np.ndarray, lat_limit, en_limit) -> _State:
         """Drop one chunk at a time, least value lost per ms saved first, until it fits."""
         counts = counts.copy()
         pos = self._index(counts)
         ms, mj = self.predict(counts)
         while not _fits(ms, mj, lat_limit, en_limit):
-            best = None
+            best: _Move | None = None
             for gi, o in enumerate(self.groups):
                 if pos[gi] == 0:
                     continue
@@ -313,20 +331,19 @@ class Planner:
                 if saved <= 0:
                     continue
                 ratio = (o.values[pos[gi]] - o.values[pos[gi] - 1]) / saved
-                if best is None or ratio < best[0]:
-                    best = (ratio, gi, t_ms, t_mj)
+                if best is None or ratio < best.ratio:
+                    best = _Move(ratio, gi, t_ms, t_mj)
             if best is None:
                 counts, ms, mj = self.min_counts(), *self.predict(self.min_counts())
                 break
-            _, gi, ms, mj = best
+            gi, ms, mj = best.group, best.ms, best.mj
             pos[gi] -= 1
             counts[gi] = self.groups[gi].counts[pos[gi]]
-        value = float(sum(o.values[p] for o, p in zip(self.groups, pos)))
-        return counts, value, ms, mj, None
+        return _State(counts, float(sum(o.values[p] for o, p in zip(self.groups, pos))), ms, mj)
 
-    def _plan(self, counts, value, ms, mj, dense_ms, dense_mj, budget, device, criterion, solver) -> Plan:
+    def _plan(self, state: _State, dense_ms, dense_mj, budget, device, criterion, solver) -> Plan:
         groups = []
-        for o, n in zip(self.groups, counts):
+        for o, n in zip(self.groups, state.counts):
             g = o.group
             indices = list(range(g.channels)) if n >= g.channels else \
                 top_channels(g, np.asarray(self.scores[g.id]), int(n))
@@ -334,10 +351,10 @@ class Planner:
         total = float(sum(o.values[-1] for o in self.groups))
         return Plan(model_sha256=self.analysis.model_sha256, device=device, criterion=criterion,
                     budget=budget.to_json(), cost_model=self.cost.describe(),
-                    predicted={"dense_latency_ms": dense_ms, "latency_ms": ms,
-                               "dense_energy_mj": dense_mj, "energy_mj": mj,
+                    predicted={"dense_latency_ms": dense_ms, "latency_ms": state.ms,
+                               "dense_energy_mj": dense_mj, "energy_mj": state.mj,
                                "energy_estimated": bool(self.cost.energy_estimated)},
-                    solver=solver, importance={"kept": value, "total": total}, groups=groups)
+                    solver=solver, importance={"kept": state.value, "total": total}, groups=groups)
 
 
 def _largest(shares: dict[int, float]) -> int:
