@@ -1,7 +1,9 @@
 """edgeprune: prune a trained model to fit an edge device's latency or energy budget."""
 
-__version__ = "0.1.0"
-from .api import compile  # noqa: E402,A001  the Python API mirroring `edgeprune compile`
+from .api import compile  # noqa: A001  the Python API mirroring `edgeprune compile`
+from .version import __version__
+
+__all__ = ["__version__", "compile"]
 
 
 def __getattr__(name: str):

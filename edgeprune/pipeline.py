@@ -11,30 +11,27 @@ raises GateFailed.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from . import __version__
+from .version import __version__
 from .errors import UsageError
-from .gates import GateResult, Measured, check_limits, evaluate, latency_for_gate, raise_if_failed
+from .data.evaluation import RANDOM_SAMPLES, RANDOM_SEED, random_kind, random_samples, split_data
+from .gates import GateResult, check_limits, evaluate, raise_if_failed
 from .outdir import ArtifactDir, check_outdir, sha256_file
-from .progress import Stages
+from .progress import StageHandle, Stages
 from .provenance import provenance
-from .verify import REFERENCE
+from .verify import REFERENCE, measured_from
 
 BACKENDS = ("ort", "tvm")
 QUANTIZE = ("none", "int8")
 CALIBRATION = ("minmax", "entropy", "percentile")
 CRITERIA = ("l1", "l2", "bn", "taylor")
-EVAL_EVERY = 4          # with DATA, every 4th sample is held out for fidelity (not calibrated on)
-EVAL_MIN = 256          # ... but at least this many once DATA has 2 x EVAL_MIN samples
-MIN_SPLIT = 8           # fewer samples than this: fidelity is measured on the calibration samples
-RANDOM_SAMPLES = 4      # seeded random inputs for the output check when there is no DATA
-RANDOM_SEED = 0
 RETIMES = 2               # side-by-side re-timings of a shipped artifact that seemed to miss
 TIMING_CALIB_SAMPLES = 8  # int8 builds that are only timed are calibrated on this many samples
 
@@ -183,25 +180,6 @@ def load_inputs(req: CompileRequest, model) -> Data:
     return Data(calib, evaluation, {**info, **split})
 
 
-def split_data(arrays: dict[str, np.ndarray]):
-    """(calibration, evaluation, what the manifest says): fidelity is measured on held-out
-    samples recovery and int8 never saw. A quarter of DATA (every EVAL_EVERY-th sample) is held
-    out, and at least EVAL_MIN samples when DATA has 2 x EVAL_MIN or more (a 95% interval of
-    about ±6 points instead of ±20 on 16), spread evenly over DATA; the rest calibrate."""
-    n = len(next(iter(arrays.values())))
-    if n < MIN_SPLIT:
-        return arrays, arrays, {"samples": n, "calibration": n, "evaluation_samples": n,
-                                "evaluation": "calibration samples (too few to hold out)"}
-    held = np.arange(n) % EVAL_EVERY == EVAL_EVERY - 1
-    if n >= 2 * EVAL_MIN and held.sum() < EVAL_MIN:
-        # the last sample of each of EVAL_MIN equal stretches of DATA
-        held = np.zeros(n, bool)
-        held[(np.arange(1, EVAL_MIN + 1) * n) // EVAL_MIN - 1] = True
-    return ({k: v[~held] for k, v in arrays.items()}, {k: v[held] for k, v in arrays.items()},
-            {"samples": n, "calibration": int((~held).sum()), "evaluation": "held-out",
-             "evaluation_samples": int(held.sum())})
-
-
 def _check_arrays(arrays: Mapping[str, np.ndarray], model) -> dict[str, np.ndarray]:
     if set(arrays) == {"__single__"}:   # one array given for a single-input model
         if len(model.input_shapes) != 1:
@@ -216,12 +194,6 @@ def _check_arrays(arrays: Mapping[str, np.ndarray], model) -> dict[str, np.ndarr
             raise UsageError(f"data['{name}']: shape {a.shape}, expected (N, {', '.join(map(str, shape[1:]))})")
         out[name] = a
     return out
-
-
-def random_samples(model, n: int = RANDOM_SAMPLES, seed: int = RANDOM_SEED) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return {name: rng.standard_normal((n, *shape[1:])).astype(np.float32)
-            for name, shape in model.input_shapes.items()}
 
 
 @dataclass
@@ -321,111 +293,75 @@ def compile_model(req: CompileRequest) -> CompileResult:
     return result
 
 
+def stage(key: str, title: str | Callable[[CompileRequest], str]):
+    """A step of the run that shows as progress stage `key` and is timed in the manifest
+    (`timings_s`); `title` is formatted with the request (`{req.criterion}`)."""
+    def wrap(method: Callable[[_Run, StageHandle], None]) -> Callable[[_Run], None]:
+        @functools.wraps(method)
+        def run(self: _Run) -> None:
+            text = title(self.req) if callable(title) else title.format(req=self.req)
+            with self.stages.stage(key, text) as st:
+                method(self, st)
+        return run
+    return wrap
+
+
 class _Run:
-    """One compile: the stages in order, each leaving its artifact on `self`."""
+    """One compile: `steps()` in order, each leaving its artifact on `self` for the next."""
 
     def __init__(self, req: CompileRequest, stages: Stages, staging: Path, workdir: Path):
         self.req, self.stages, self.staging, self.workdir = req, stages, staging, workdir
         self.fidelity: dict[str, Any] = {}
         self.notes: list[str] = []
+        self.sweep: list[dict[str, Any]] = []
+        self.lut_writer = None    # the device's LUT, opened for writing while the plan is fitted
+
+    def steps(self) -> list[Callable[[], None]]:
+        """The compile, in order. A new stage is one method below (decorated with `stage`
+        when it should show in the progress and in `timings_s`) and one entry here."""
+        int8 = self.req.quantize == "int8"
+        return [self.load_model, self.analyse_channels, self.open_target, self.price_layers,
+                self.score_channels, self.fit_plan, self.dense_outputs, self.prune_channels,
+                self.recover_weights, self.save_fp32,
+                *([self.quantize_int8] if int8 else []),
+                self.compile_backend, self.verify_on_device,
+                *([self.sweep_budgets] if self.req.sweep else [])]
 
     def build(self) -> dict[str, Any]:
-        from .frontend.load import save_model
-        from .graph import analyze
-        from .plan.budget import parse_budget
-        from .plan.schema import save_plan
-
-        req, S = self.req, self.stages
-        with S.stage("model", "load / export model") as st:
-            self.source = src = load_source(req, self.workdir)
-            st.note(f"{src.model.name}: {len(src.model.proto.graph.node)} nodes")
-            # the dense reference travels with the artifact: `verify` of a moved or downloaded
-            # artifact re-checks fidelity from it (hash-checked in the manifest), not from the
-            # source path of this machine
-            save_model(src.model.proto, self.staging / REFERENCE)
-        with S.stage("analyse", "channel analysis") as st:
-            self.analysis = analysis = analyze(src.model)
-            if not analysis.prunable():
-                raise UsageError(f"{req.model or 'module'}: no prunable channel group (see `edgeprune inspect`)")
-            st.note(f"{len(analysis.prunable())} prunable groups")
-            self.data = data = load_inputs(req, src.model)
-        self._target()
-        with S.stage("lut", "latency table (missing entries)" + (", int8" if req.quantize == "int8" else "")) as st:
-            # an int8 artifact is priced on int8 entries (QDQ micro-models), found in the
-            # quantized dense model's layers; its node names are the fp32 model's
-            priced = self._quantize_for_timing(src.model) if req.quantize == "int8" else src.model
-            self.costs = costs = latency_costs(priced, req, st)
-        with S.stage("importance", f"importance ({req.criterion})"):
-            from .importance import compute
-
-            scores = compute(src.model, analysis, req.criterion, data=data.calib, module=src.module)
-        with S.stage("plan", "plan (latency-saliency knapsack), fitted on the device") as st:
-            self.budget = budget = parse_budget(req.budget)
-            self.fit = self._fit_plan(scores, st)
-            self.plan_result = self.fit.plan_result
-            plan = self.plan_result.plan
-            plan.budget = budget.to_json()
-            # the timings go to the manifest, not plan.json: the same inputs give the same plan bytes
-            if self.fit.measured_ms is not None:
-                st.note(f"measured {self.fit.measured_ms:.3f} ms of dense {self.fit.dense_ms:.3f} ms")
-            else:
-                st.note(f"predicted {plan.predicted['latency_ms']:.3f} ms (not measured: {self.fit.not_measured})")
-        self.dense_out = self._outputs(src.model, data.evaluation)
-        with S.stage("prune", "prune"):
-            from .rewrite import prune
-
-            pruned = prune(src.model, analysis, plan.keep) if plan.keep else src.model
-            self._fidelity("pruned", pruned)
-        self.fp32 = pruned
-        with S.stage("recover", "recover (reconstruction, BN)") as st:
-            if data.calib is None:
-                st.note("skipped: no DATA")
-                self.notes.append("No DATA: recovery (reconstruction, BN) did not run; only data-free "
-                                  "criteria were used.")
-            elif plan.keep:
-                from .recover import recover
-
-                rec = recover(src.model, pruned, analysis, plan.keep, data.calib)
-                self.fp32 = rec.model
-                self._fidelity("recovered", self.fp32)
-                st.note(f"{len(rec.steps)} layers refit")
-        save_model(self.fp32.proto, self.staging / "model.onnx")
-        save_plan(plan, self.staging / "plan.json")
-        self.deployed = self.fp32
-        if req.quantize == "int8":
-            with S.stage("quantize", f"quantize (int8 QDQ, {req.calibration})"):
-                from .quantize import quantize_int8
-
-                self.deployed = quantize_int8(self.fp32, data.calib, method=req.calibration,
-                                              reduce_range=self.int8_7bit)
-                save_model(self.deployed.proto, self.staging / "model.int8.onnx")
-                self._fidelity("int8", self.deployed)
-        with S.stage("compile", f"compile ({req.backend})") as st:
-            self.artifact = self._compile()
-            self.kernels = self._kernels()
-            st.note(", ".join(sorted(self.artifact.files.values())))
-        with S.stage("verify", "verify on the device") as st:
-            self.verified = self._verify()
-            m = self.verified.get("measured_median_ms")
-            st.note(f"median {m:.3f} ms" if m is not None else "not measurable here")
-            self._check_shipped(st)
-        if req.sweep:
-            with S.stage("sweep", f"sweep ({len(req.sweep)} budgets)") as st:
-                self.sweep = self._sweep(scores)
-        else:
-            self.sweep = []
+        for step in self.steps():
+            step()
         return self._manifest()
 
-    # ------------------------------------------------------------------ helpers
-    def _target(self) -> None:
+    # ------------------------------------------------------------------ steps
+    @stage("model", "load / export model")
+    def load_model(self, st: StageHandle) -> None:
+        from .frontend.load import save_model
+
+        self.source = src = load_source(self.req, self.workdir)
+        st.note(f"{src.model.name}: {len(src.model.proto.graph.node)} nodes")
+        # the dense reference travels with the artifact: `verify` of a moved or downloaded
+        # artifact re-checks fidelity from it (hash-checked in the manifest), not from the
+        # source path of this machine
+        save_model(src.model.proto, self.staging / REFERENCE)
+
+    @stage("analyse", "channel analysis")
+    def analyse_channels(self, st: StageHandle) -> None:
+        from .graph import analyze
+
+        self.analysis = analysis = analyze(self.source.model)
+        if not analysis.prunable():
+            raise UsageError(f"{self.req.model or 'module'}: no prunable channel group (see `edgeprune inspect`)")
+        st.note(f"{len(analysis.prunable())} prunable groups")
+        self.data = load_inputs(self.req, self.source.model)
+
+    def open_target(self) -> None:
         """The device, its backend target and whether the shipped artifact can be timed on it."""
         from .backends.base import TargetSpec
+        from .devices.detect import with_profile
         from .devices.profile import load_profile, parse_device
         from .lut.session import spec_runtime
         from .quantize.ort_qdq import saturating_int8
         from .shipped import measurable
-
-        from .devices.detect import with_profile
 
         # a phone or board given by address alone is read once and gets a profile of its own:
         # the artifact is built for its architecture, never this host's
@@ -438,6 +374,98 @@ class _Run:
         arch = profile.cpu.get("arch") if profile is not None else ("aarch64" if self.spec.kind == "adb" else None)
         self.int8_7bit = saturating_int8(arch)
 
+    @stage("lut", lambda req: "latency table (missing entries)" + (", int8" if req.quantize == "int8" else ""))
+    def price_layers(self, st: StageHandle) -> None:
+        # an int8 artifact is priced on int8 entries (QDQ micro-models), found in the
+        # quantized dense model's layers; its node names are the fp32 model's
+        model = self.source.model
+        priced = self._quantize_for_timing(model) if self.req.quantize == "int8" else model
+        self.costs = latency_costs(priced, self.req, st)
+
+    @stage("importance", "importance ({req.criterion})")
+    def score_channels(self, st: StageHandle) -> None:
+        from .importance import compute
+
+        self.scores = compute(self.source.model, self.analysis, self.req.criterion, data=self.data.calib,
+                              module=self.source.module)
+
+    @stage("plan", "plan (latency-saliency knapsack), fitted on the device")
+    def fit_plan(self, st: StageHandle) -> None:
+        from .plan.budget import parse_budget
+
+        self.budget = parse_budget(self.req.budget)
+        self.fit = self._fit_plan(self.scores, st)
+        self.plan_result = self.fit.plan_result
+        self.plan = plan = self.plan_result.plan
+        plan.budget = self.budget.to_json()
+        # the timings go to the manifest, not plan.json: the same inputs give the same plan bytes
+        if self.fit.measured_ms is not None:
+            st.note(f"measured {self.fit.measured_ms:.3f} ms of dense {self.fit.dense_ms:.3f} ms")
+        else:
+            st.note(f"predicted {plan.predicted['latency_ms']:.3f} ms (not measured: {self.fit.not_measured})")
+
+    def dense_outputs(self) -> None:
+        self.dense_out = self._outputs(self.source.model, self.data.evaluation)
+
+    @stage("prune", "prune")
+    def prune_channels(self, st: StageHandle) -> None:
+        from .rewrite import prune
+
+        keep = self.plan.keep
+        self.pruned = prune(self.source.model, self.analysis, keep) if keep else self.source.model
+        self._fidelity("pruned", self.pruned)
+        self.fp32 = self.pruned
+
+    @stage("recover", "recover (reconstruction, BN)")
+    def recover_weights(self, st: StageHandle) -> None:
+        if self.data.calib is None:
+            st.note("skipped: no DATA")
+            self.notes.append("No DATA: recovery (reconstruction, BN) did not run; only data-free "
+                              "criteria were used.")
+        elif self.plan.keep:
+            from .recover import recover
+
+            rec = recover(self.source.model, self.pruned, self.analysis, self.plan.keep, self.data.calib)
+            self.fp32 = rec.model
+            self._fidelity("recovered", self.fp32)
+            st.note(f"{len(rec.steps)} layers refit")
+
+    def save_fp32(self) -> None:
+        from .frontend.load import save_model
+        from .plan.schema import save_plan
+
+        save_model(self.fp32.proto, self.staging / "model.onnx")
+        save_plan(self.plan, self.staging / "plan.json")
+        self.deployed = self.fp32    # unless a later step quantizes it
+
+    @stage("quantize", "quantize (int8 QDQ, {req.calibration})")
+    def quantize_int8(self, st: StageHandle) -> None:
+        from .frontend.load import save_model
+        from .quantize import quantize_int8
+
+        self.deployed = quantize_int8(self.fp32, self.data.calib, method=self.req.calibration,
+                                      reduce_range=self.int8_7bit)
+        save_model(self.deployed.proto, self.staging / "model.int8.onnx")
+        self._fidelity("int8", self.deployed)
+
+    @stage("compile", "compile ({req.backend})")
+    def compile_backend(self, st: StageHandle) -> None:
+        self.artifact = self._compile()
+        self.kernels = self._kernels()
+        st.note(", ".join(sorted(self.artifact.files.values())))
+
+    @stage("verify", "verify on the device")
+    def verify_on_device(self, st: StageHandle) -> None:
+        self.verified = self._verify()
+        m = self.verified.get("measured_median_ms")
+        st.note(f"median {m:.3f} ms" if m is not None else "not measurable here")
+        self._check_shipped(st)
+
+    @stage("sweep", lambda req: f"sweep ({len(req.sweep)} budgets)")
+    def sweep_budgets(self, st: StageHandle) -> None:
+        self.sweep = self._sweep(self.scores)
+
+    # ------------------------------------------------------------------ helpers
     def _quantize_for_timing(self, model):
         """`model` as int8 ships it, calibrated on a few samples: kernel speed does not depend
         on the ranges, and the shipped model is calibrated on all of DATA."""
@@ -480,15 +508,16 @@ class _Run:
                     self.spec, req.backend, self.target_spec,
                     prepare=self._quantize_for_timing if req.quantize == "int8" else None,
                     backend_options=self._backend_options()))
+                self.lut_writer = self._open_lut_writer(timer)
             dense_ms = self._dense_reference(timer) if timer is not None else self._dense_predicted_ms()
             target_ms = budget.limits(dense_ms)[0]
             record_key = self._fit_record_key(target_ms) if timer is not None and target_ms else None
-            start = self._lut_record(timer, record_key).get("limit_ms") if record_key else None
+            start = self._lut_record(record_key).get("limit_ms") if record_key else None
             fit = fit_plan(plan_at, budget, timer, self.source.model, candidate_of, dense_ms,
                            req.target, note=st.note, not_measured=self.not_measurable, start_ms=start,
                            dense_predicted_ms=self._dense_predicted_ms() if timer is not None else None)
-            if record_key and fit.limit_ms is not None and fit.limit_ms != start:
-                self._lut_writer(timer).set_model(record_key, {
+            if record_key and self.lut_writer is not None and fit.limit_ms is not None and fit.limit_ms != start:
+                self.lut_writer.set_model(record_key, {
                     "rest_ms": 0.0, "limit_ms": fit.limit_ms,
                     "name": f"{self.source.model.name}: planning limit that ships {target_ms:.6f} ms"})
             return fit
@@ -501,16 +530,16 @@ class _Run:
         return (f"{structure_key(self.source.model)}:shipped-fit:{self.req.quantize}:{self.req.calibration}:"
                 f"{self.req.criterion}:{target_ms:.6f}")
 
-    def _lut_writer(self, timer):
-        if not hasattr(self, "_writer"):
-            from .lut.session import open_writer
+    def _open_lut_writer(self, timer):
+        """The LUT the costs came from, where whole-model timings are kept for the next
+        compile; None when the costs are a roofline prior (no LUT file)."""
+        from .lut.session import open_writer
 
-            path = self.costs.info.get("path")
-            self._writer = open_writer(timer.device, self.req.backend, path)[0] if path else None
-        return self._writer
+        path = self.costs.info.get("path")
+        return open_writer(timer.device, self.req.backend, path)[0] if path else None
 
-    def _lut_record(self, timer, key: str) -> dict:
-        writer = self._lut_writer(timer)
+    def _lut_record(self, key: str) -> dict:
+        writer = self.lut_writer
         return dict(writer.lut.models.get(key) or {}) if writer is not None else {}
 
     def _dense_reference(self, timer) -> float:
@@ -520,14 +549,13 @@ class _Run:
         from .lut.predict import structure_key
 
         key = f"{structure_key(self.source.model)}:shipped-dense"
-        record = self._lut_record(timer, key)
+        record = self._lut_record(key)
         if record.get("dense_ms"):
             return float(record["dense_ms"])
         ms = timer.time({"dense": self.source.model}, prepared={"dense": True})["dense"]
-        writer = self._lut_writer(timer)
-        if writer is not None:
-            writer.set_model(key, {"rest_ms": 0.0, "dense_ms": ms, "name": f"{self.source.model.name} "
-                                   "(dense, built as it ships)"})
+        if self.lut_writer is not None:
+            self.lut_writer.set_model(key, {"rest_ms": 0.0, "dense_ms": ms,
+                                            "name": f"{self.source.model.name} (dense, built as it ships)"})
         return ms
 
     def _dense_predicted_ms(self) -> float:
@@ -607,8 +635,7 @@ class _Run:
         from .fidelity import compare
         from .verify import check_artifact
 
-        kind = "DATA (held-out samples)" if self.data.calib is not None else \
-            f"random (seed {RANDOM_SEED}, {RANDOM_SAMPLES} samples): no DATA"
+        kind = "DATA (held-out samples)" if self.data.calib is not None else random_kind()
         checked = check_artifact(self.artifact, self.deployed, self.data.evaluation, self.req.target,
                                  self.staging, kind)
         if self.data.calib is not None and checked.outputs is not None:
@@ -728,30 +755,4 @@ class _Run:
 
         manifest["plots"] = write_plots(manifest, self.staging / "plots")
         (self.staging / "report.md").write_text(render(manifest))
-
-
-def measured_from(manifest: dict[str, Any], root: Path) -> Measured:
-    """What the gates see, from a manifest (compile and verify use the same rules)."""
-    from .fidelity import judged
-
-    lat, en, v = manifest["latency_ms"], manifest["energy_mj"], manifest["verify"]
-    latency, lsrc = latency_for_gate(lat.get("measured_median"), lat.get("measured_on"), lat.get("predicted"),
-                                     bool(lat.get("estimated")), v.get("not_measured"))
-    if en.get("measured") is not None:
-        energy, esrc = en["measured"], f"measured ({en.get('measured_source')})"
-    else:
-        energy, esrc = en.get("predicted"), f"predicted ({en.get('predicted_source')})"
-    fid = manifest.get("fidelity") or {}
-    stages = fid.get("stages") or {}
-    last = next((stages[s] for s in ("artifact", "int8", "recovered", "pruned") if s in stages), None)
-    which = next((s for s in ("artifact", "int8", "recovered", "pruned") if s in stages), None)
-    files = v.get("deployed_files") or []
-    size = sum((root / f).stat().st_size for f in files if (root / f).is_file()) / 1e6 if files else None
-    fidelity, what = judged(last) if last else (None, "")
-    return Measured(
-        latency_ms=latency, latency_source=lsrc, energy_mj=energy, energy_source=esrc,
-        fidelity=fidelity,
-        fidelity_source=f"{what} of the {which} model with the dense model on "
-                        f"{last['samples']} DATA samples" if last else "no DATA",
-        size_mb=size, size_source=", ".join(files))
 

@@ -33,7 +33,7 @@ def _dist_version(dist: str, module: str) -> str | None:
 
 
 def versions() -> dict[str, str | None]:
-    from . import __version__
+    from .version import __version__
 
     out: dict[str, str | None] = {"edgeprune": __version__}
     for dist, module in LIBRARIES.items():

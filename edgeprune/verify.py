@@ -196,11 +196,10 @@ def reverify(root: Path, manifest: dict[str, Any], data: str | None = None, imag
              mean=None, std=None, target: str | None = None, measure: bool = True,
              need_fidelity: bool = False) -> Reverified:
     from .backends.base import Artifact
+    from .data.evaluation import random_kind, random_samples, split_data
     from .errors import UsageError
-    from .fidelity import compare, describe, judged, outputs
+    from .fidelity import compare, describe, outputs
     from .frontend.load import load_model
-    from .gates import Measured, latency_for_gate
-    from .pipeline import RANDOM_SAMPLES, RANDOM_SEED, random_samples, split_data
 
     check_files(root, manifest)
     lines = [f"{root}: {len(manifest['files'])} files match their sha256"]
@@ -222,44 +221,88 @@ def reverify(root: Path, manifest: dict[str, Any], data: str | None = None, imag
         raise UsageError("--min-fidelity needs --data (the DATA recorded at compile time is gone or changed)")
     else:
         inputs = random_samples(deployed)
-        kind = f"random (seed {RANDOM_SEED}, {RANDOM_SAMPLES} samples): no DATA"
+        kind = random_kind()
     device = target or manifest["target"]["device"]
+    fidelity = None
     with tempfile.TemporaryDirectory(prefix="edgeprune-verify-") as tmp:
         checked = check_artifact(artifact, deployed, inputs, device, root, kind, measure=measure)
         info = checked.info
         err = info.get("artifact_vs_model_max_abs_error")
         lines.append(f"artifact vs {deployed_path.name} on {kind}: max abs error "
                      + ("not runnable here" if err is None else f"{err:.3g}"))
-        fidelity = None
         if spec:
             dense = _dense_reference(manifest, Path(tmp), root)
             cand = checked.outputs if checked.outputs is not None else outputs(deployed, inputs)
             fidelity = compare(outputs(dense, inputs), cand)
             lines.append(f"fidelity vs dense: {describe(fidelity.to_json())}, "
                          f"max abs error {fidelity.max_abs_error:.4g} ({fidelity.samples} samples)")
-    lat, en = manifest["latency_ms"], manifest["energy_mj"]
-    latency, lsrc = latency_for_gate(info.get("measured_median_ms"), device, lat.get("predicted"),
-                                     bool(lat.get("estimated")), info.get("not_measured"))
-    if latency is None and not measure and lat.get("measured_median") is not None:
-        # the same bytes (hashes checked above), measured on the device when they were compiled
+    rerun = Rerun(info, device, None if fidelity is None else fidelity.to_json(),
+                  None if fidelity is None else f"{fidelity.samples} samples of {spec}")
+    measured = measured_from(manifest, root, rerun)
+    lat = manifest["latency_ms"]
+    if info.get("measured_median_ms") is not None:
+        lines.append(f"latency on {device}: median {measured.latency_ms:.3f} ms, p90 {info['measured_p90_ms']:.3f} ms "
+                     f"(compiled: {lat['measured_median']} ms)")
+    elif measured.latency_ms is not None:
+        lines.append(f"latency: {measured.latency_source}: {measured.latency_ms:.3f} ms")
+    else:
+        lines.append(f"latency: {measured.latency_source}")
+    return Reverified(measured, lines)
+
+
+# ----------------------------------------------------------------------------- what the gates see
+@dataclass(frozen=True)
+class Rerun:
+    """What running the artifact again found (`verify OUTDIR`), over what compile recorded."""
+
+    info: dict[str, Any]            # check_artifact's info
+    device: str                     # where it was timed (or would have been)
+    fidelity: dict[str, Any] | None  # fidelity.compare(...).to_json() against the dense model
+    fidelity_on: str | None         # "N samples of DATA"
+
+
+def measured_from(manifest: dict[str, Any], root: Path, rerun: Rerun | None = None):
+    """What the gates see: compile judges its manifest; `verify OUTDIR` judges the manifest
+    under a re-run of the same bytes. One set of rules for both, so they cannot drift (they
+    did once, on whether an estimate may pass a latency gate):
+    latency is measured on the device or absent (a prediction never passes); a re-run that
+    did not time (--no-measure) keeps the compile's measurement of the same bytes (hashes
+    checked); energy is measured now, else measured at compile, else predicted; fidelity is
+    the last stage's agreement with the dense model (or the re-run's); size weighs the
+    deployed files."""
+    from .fidelity import judged
+    from .gates import Measured, latency_for_gate
+
+    lat, en, v = manifest["latency_ms"], manifest["energy_mj"], manifest["verify"]
+    timed_now = rerun is not None and ("measured_median_ms" in rerun.info or "not_measured" in rerun.info)
+    if timed_now:
+        latency, lsrc = latency_for_gate(rerun.info.get("measured_median_ms"), rerun.device, lat.get("predicted"),
+                                         bool(lat.get("estimated")), rerun.info.get("not_measured"))
+    elif rerun is not None and lat.get("measured_median") is not None:
         latency = lat["measured_median"]
         lsrc = f"measured median on {lat.get('measured_on')} at compile time (not re-measured: --no-measure)"
-        lines.append(f"latency: {lsrc}: {latency:.3f} ms")
-    elif latency is not None:
-        lines.append(f"latency on {device}: median {latency:.3f} ms, p90 {info['measured_p90_ms']:.3f} ms "
-                     f"(compiled: {lat['measured_median']} ms)")
+    elif rerun is not None:
+        latency, lsrc = latency_for_gate(None, rerun.device, lat.get("predicted"), bool(lat.get("estimated")))
     else:
-        lines.append(f"latency: {lsrc}")
-    if info.get("energy_mj") is not None:
-        energy, esrc = info["energy_mj"], f"measured ({info['energy_source']})"
+        latency, lsrc = latency_for_gate(lat.get("measured_median"), lat.get("measured_on"), lat.get("predicted"),
+                                         bool(lat.get("estimated")), v.get("not_measured"))
+    if rerun is not None and rerun.info.get("energy_mj") is not None:
+        energy, esrc = rerun.info["energy_mj"], f"measured ({rerun.info['energy_source']})"
+    elif en.get("measured") is not None:
+        energy = en["measured"]
+        esrc = f"measured{' at compile' if rerun is not None else ''} ({en.get('measured_source')})"
     else:
-        energy, esrc = (en["measured"], f"measured at compile ({en['measured_source']})") \
-            if en.get("measured") is not None else (en["predicted"], f"predicted ({en['predicted_source']})")
-    files = info["deployed_files"]
-    size = sum((root / f).stat().st_size for f in files) / 1e6
-    measured = Measured(latency_ms=latency, latency_source=lsrc, energy_mj=energy, energy_source=esrc,
-                        fidelity=None if fidelity is None else judged(fidelity.to_json())[0],
-                        fidelity_source="no DATA" if fidelity is None else
-                        f"{judged(fidelity.to_json())[1]} with the dense model on {fidelity.samples} samples of {spec}",
-                        size_mb=size, size_source=", ".join(files))
-    return Reverified(measured, lines)
+        energy, esrc = en.get("predicted"), f"predicted ({en.get('predicted_source')})"
+    if rerun is not None:
+        fid, fsrc = rerun.fidelity, f"with the dense model on {rerun.fidelity_on}"
+    else:
+        stages = (manifest.get("fidelity") or {}).get("stages") or {}
+        which = next((s for s in ("artifact", "int8", "recovered", "pruned") if s in stages), None)
+        fid = stages[which] if which else None
+        fsrc = f"of the {which} model with the dense model on {fid['samples']} DATA samples" if fid else ""
+    fidelity, what = judged(fid) if fid else (None, "")
+    files = (rerun.info if rerun is not None else v).get("deployed_files") or []
+    size = sum((root / f).stat().st_size for f in files if (root / f).is_file()) / 1e6 if files else None
+    return Measured(latency_ms=latency, latency_source=lsrc, energy_mj=energy, energy_source=esrc,
+                    fidelity=fidelity, fidelity_source=f"{what} {fsrc}" if fid else "no DATA",
+                    size_mb=size, size_source=", ".join(files))

@@ -8,7 +8,8 @@ import pytest
 
 from edgeprune.fidelity import COSINE, TOP1, compare, describe, judged, wilson_interval
 from edgeprune.gates import evaluate
-from edgeprune.pipeline import EVAL_MIN, measured_from, split_data
+from edgeprune.data.evaluation import EVAL_MIN, split_data
+from edgeprune.verify import measured_from
 
 
 @pytest.mark.parametrize("k, n, lo, hi", [
