@@ -11,8 +11,8 @@ from ..errors import UsageError
 from ..frontend.load import Model
 from .context import ChannelInfo, Context, UnionFind
 from .cost import count_macs, count_params
-from .ops import MULTI_AXIS_OPS, RULES, no_rule
-from .types import IN, OUT, SHAPE, THROUGH, Fixup, Group, Member, Slice
+from .rules import MULTI_AXIS_OPS, RULES, no_rule
+from .types import OUT, SHAPE, THROUGH, Fixup, Group, Member, Slice
 
 # Fewer channels than this are never worth a group of their own (and 1 would vanish).
 MIN_CHANNELS = 2
