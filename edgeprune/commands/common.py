@@ -20,6 +20,17 @@ def model_options(fn):
     return click.argument("model", type=str)(fn)
 
 
+DEVICE_HELP = "DEVICE: a profile name or .toml, adb:SERIAL, ssh:USER@HOST[:PORT] or rpc:HOST:PORT/KEY."
+
+
+def device_option(name: str = "device_spec", default: str | None = "host", help: str = DEVICE_HELP):
+    """`--device DEVICE`, the contract's name for it, with `--target` as an alias on every
+    command: `compile` and `verify` were written with `--target`, `profile`, `latency` and
+    `plan` with `--device`, and scripts use both. In edgeprune.toml both keys work too."""
+    return click.option("--device", "--target", name, default=default, show_default=default is not None,
+                        metavar="DEVICE", help=help)
+
+
 def data_options(fn):
     fn = click.option("--std", type=str, default=None, help="Per-channel std for image folders, e.g. 58.4,57.1,57.4")(fn)
     fn = click.option("--mean", type=str, default=None, help="Per-channel mean for image folders.")(fn)

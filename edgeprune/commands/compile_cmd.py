@@ -1,4 +1,4 @@
-"""`edgeprune compile MODEL --target DEVICE --budget BUDGET [...] -o OUTDIR [gates]`."""
+"""`edgeprune compile MODEL --device DEVICE --budget BUDGET [...] -o OUTDIR [gates]` (`--target` is the same option)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import click
 
 from ..config import config_option
 from ..pipeline import BACKENDS, CALIBRATION, CRITERIA, QUANTIZE, CompileRequest
-from .common import data_options, gate_options
+from .common import data_options, device_option, gate_options
 
 PATH_KEYS = frozenset({"model", "weights", "data", "lut", "output", "target"})
 
@@ -15,8 +15,7 @@ PATH_KEYS = frozenset({"model", "weights", "data", "lut", "output", "target"})
 @click.argument("model", required=False)
 @click.option("--input-shape", default=None, help="Input shape, e.g. 1x3x224x224 (factories, dynamic dims).")
 @click.option("--weights", default=None, help="State dict for a PyTorch factory (weights_only=True).")
-@click.option("--target", default="host", show_default=True,
-              help="DEVICE: a profile name or .toml, adb:SERIAL, ssh:USER@HOST[:PORT] or rpc:HOST:PORT/KEY.")
+@device_option("target")
 @click.option("--budget", "budget", multiple=True,
               help="12ms, 0.5x (of dense latency) or 30mJ; join with commas to combine.")
 @click.option("--sweep", multiple=True,
@@ -31,13 +30,15 @@ PATH_KEYS = frozenset({"model", "weights", "data", "lut", "output", "target"})
 @click.option("--lut", default=None, help="LUT file (default: the device's LUT in the user cache, ~/.cache/edgeprune/luts/).")
 @click.option("--tuning-trials", type=int, default=0, show_default=True,
               help="TVM MetaSchedule trials (host targets; 0 = reuse the tuning database only).")
+@click.option("--finetune-steps", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+              help="Distil the pruned model from the dense one for N steps on DATA after recovery (0 = off).")
 @click.option("-o", "--output", default=None, help="OUTDIR: the artifact directory (replaced on success).")
 @gate_options
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @config_option("compile", PATH_KEYS)
 @click.pass_context
 def command(ctx, model, input_shape, weights, target, budget, sweep, backend, quantize, calibration, criterion,
-            data, image_size, mean, std, lut, tuning_trials, output, max_latency, max_energy,
+            data, image_size, mean, std, lut, tuning_trials, finetune_steps, output, max_latency, max_energy,
             min_fidelity, max_size, quiet):
     """The whole pipeline: export, plan, prune, recover, quantize, compile, verify, report.
 
@@ -55,7 +56,7 @@ def command(ctx, model, input_shape, weights, target, budget, sweep, backend, qu
         output=output, model=model, input_shape=input_shape, weights=weights, target=target,
         budget=tuple(budget), sweep=tuple(sweep), backend=backend, quantize=quantize, calibration=calibration, data=data,
         image_size=image_size, mean=mean, std=std, criterion=criterion, lut=lut,
-        tuning_trials=tuning_trials, quiet=quiet, config=ctx.meta.get("edgeprune.config"),
+        tuning_trials=tuning_trials, finetune_steps=finetune_steps, quiet=quiet, config=ctx.meta.get("edgeprune.config"),
         gates={"max_latency": max_latency, "max_energy": max_energy, "min_fidelity": min_fidelity,
                "max_size": max_size})
     try:

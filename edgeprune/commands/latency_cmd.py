@@ -13,13 +13,12 @@ from ..errors import DeviceError
 from ..frontend.load import save_model
 from ..lut.api import latency_model
 from ..lut.session import BACKENDS, profile_settings
-from .common import echo_json, model_options, open_model
+from .common import device_option, echo_json, model_options, open_model
 
 
 @click.command("latency")
 @model_options
-@click.option("--device", "device_spec", default="host", show_default=True,
-              help="A profile name, a profile .toml, adb:SERIAL, ssh:USER@HOST[:PORT] or rpc:HOST:PORT/KEY.")
+@device_option()
 @click.option("--backend", type=click.Choice(BACKENDS), default="ort", show_default=True)
 @click.option("--lut", default=None, help="LUT file (default: the device's LUT in the user cache, ~/.cache/edgeprune/luts/).")
 @click.option("--measure", is_flag=True, help="Also time the whole model on the device.")

@@ -9,13 +9,12 @@ from ..graph import analyze
 from ..plan.budget import Budget, parse_budget
 from ..plan.knapsack import DEFAULT_BINS
 from ..rewrite import prune
-from .common import check_output_path, data_options, load_data_option, model_options, open_model
+from .common import check_output_path, data_options, device_option, load_data_option, model_options, open_model
 
 
 @click.command("plan")
 @model_options
-@click.option("--device", "device_spec", default="host", show_default=True,
-              help="A profile name, a profile .toml, adb:SERIAL, ssh:USER@HOST[:PORT] or rpc:HOST:PORT/KEY.")
+@device_option()
 @click.option("--budget", "budgets", multiple=True, required=True,
               help="12ms, 0.5x (of the dense latency on the device) or 30mJ; repeat or join "
                    "with commas to combine.")

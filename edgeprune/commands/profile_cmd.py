@@ -13,12 +13,11 @@ from ..errors import UsageError
 from ..lut.profiler import Profiler
 from ..lut.session import BACKENDS, open_writer, profile_settings
 from ..lut.table import load_lut
-from .common import open_model
+from .common import device_option, open_model
 
 
 @click.command("profile")
-@click.option("--device", "device_spec", default="host", show_default=True,
-              help="A profile name, a profile .toml, adb:SERIAL, ssh:USER@HOST[:PORT] or rpc:HOST:PORT/KEY.")
+@device_option()
 @click.option("--backend", type=click.Choice(BACKENDS), default="ort", show_default=True)
 @click.option("--model", "models", multiple=True,
               help="Measure the entries this model needs (repeatable): .onnx or package.module:function.")

@@ -18,13 +18,13 @@ import click
 from ..config import config_option
 from ..errors import UsageError
 from ..gates import GATES, check_limits, evaluate, raise_if_failed
-from .common import data_options, gate_options
+from .common import data_options, device_option, gate_options
 
 
 @click.command("verify")
 @click.argument("outdir", required=False)
 @data_options
-@click.option("--target", default=None, help="Time on this DEVICE instead of the one compiled for.")
+@device_option("target", default=None, help="Time on this DEVICE instead of the one compiled for.")
 @click.option("--no-measure", is_flag=True, help="Skip timing on the device (outputs and hashes only).")
 @gate_options
 @config_option("verify", frozenset({"outdir", "data"}))
