@@ -1,22 +1,27 @@
-"""How well the LUT predicts whole-model latency on this host (ONNX Runtime, 1 thread).
+"""How well the LUT predicts whole-model latency on this host (ONNX Runtime, 1 thread), and
+what the LUT cost to build.
 
-For each model: profile its LUT (reusing entries already in the LUT file), then draw random
+For each model: profile its LUT (into a fresh temporary LUT with `--fresh`, so the build time
+is from nothing; otherwise reusing the entries already in the LUT file), then draw random
 channel configurations — every prunable group keeps a random ratio in [0.2, 1], rounded to
 the measured channel step as the planner does — prune them physically, and time each pruned
-model on the device. Predictions and measurements are printed side by side; the headline is
-the share of configurations predicted within ±10% and within ±5% of the measured median,
-beside the LUT's build time. Each model is timed like a LUT entry: in the device's number of passes (2 on host), the fastest median.
+model on the device. The headline per model is the share of configurations predicted within
+±10% and within ±5% of the measured median, beside the LUT's build time. `random` stands for
+`--archs` random architectures (benchmarks/lut_random_archs.py), `--configs` each, pooled.
+Each pruned model is timed as the whole-model calibration times (precision ±1%), in the
+device's number of passes, the fastest median.
 
-    .venv/bin/python benchmarks/lut_accuracy.py [--configs 30] [--models resnet18,mobilenetv2,efficientnet_lite0]
+    .venv/bin/python benchmarks/lut_accuracy.py --fresh [--configs 30] [--archs 5]
+        [--models resnet18,mobilenetv2,efficientnet_lite0,random]
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,16 +29,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edgeprune import zoo  # noqa: E402
-from edgeprune.devices.base import BenchTask  # noqa: E402
 from edgeprune.devices.open import open_device  # noqa: E402
 from edgeprune.frontend.export import export_module  # noqa: E402
 from edgeprune.frontend.load import load_model, save_model  # noqa: E402
 from edgeprune.graph import analyze  # noqa: E402
 from edgeprune.lut.predict import LatencyModel  # noqa: E402
-from edgeprune.lut.session import open_writer, profile_settings  # noqa: E402
 from edgeprune.lut.profiler import Profiler  # noqa: E402
+from edgeprune.lut.session import open_writer, profile_settings  # noqa: E402
 from edgeprune.rewrite import prune  # noqa: E402
 from edgeprune.rewrite.select import round_keep, top_channels  # noqa: E402
+
+from lut_random_archs import INPUT_SHAPE, random_arch  # noqa: E402
 
 
 def random_keep(analysis, rng, step):
@@ -45,70 +51,85 @@ def random_keep(analysis, rng, step):
     return keep, counts
 
 
+def subjects(names: list[str], archs: int, tmp: Path):
+    """(row name, model name, exported .onnx) for every model to test."""
+    for name in names:
+        if name == "random":
+            for seed in range(archs):
+                yield "random", f"arch{seed}", export_module(random_arch(seed), INPUT_SHAPE, tmp / f"arch{seed}.onnx")
+        else:
+            yield name, name, export_module(zoo.get(name), zoo.input_shape(name), tmp / f"{name}.onnx")
+
+
+def errors_of(device, settings, writer, name, model, configs, rng, tmp, profiler):
+    analysis = analyze(model)
+    lm = LatencyModel.for_model(writer.lut, model)
+    step = writer.lut.channel_step
+    rows, tasks = [], []
+    for i in range(configs):
+        keep, counts = random_keep(analysis, rng, step)
+        path = tmp / f"{name}-{i}.onnx"
+        save_model(prune(model, analysis, keep).proto, path)
+        kept = sum(counts.values()) / sum(g.channels for g in analysis.prunable())
+        rows.append((i, lm.predict_ms(analysis.layer_channels(counts)), kept))
+        tasks.append(profiler.model_file_task(path, f"{name}-{i}"))
+    measured = {}
+    for k in range(max(1, settings.passes)):
+        for r in device.measure([replace(t, id=f"{t.id}|{k}") for t in tasks]):
+            base = r.id.rsplit("|", 1)[0]
+            if base not in measured or r.median_ms < measured[base].median_ms:
+                measured[base] = r
+    print(f"\n{name}: scale {lm.scale:.3f}, rest {lm.rest_ms:+.2f} ms; dense predicted {lm.predict_ms():.2f} ms")
+    print(f"{'cfg':>4} {'kept':>6} {'predicted ms':>13} {'measured ms':>12} {'error':>7}")
+    errors = []
+    for i, predicted, kept in rows:
+        r = measured[f"model|{name}-{i}"]
+        errors.append(predicted / r.median_ms - 1)
+        print(f"{i:>4} {kept:>6.2f} {predicted:>13.3f} {r.median_ms:>12.3f} {errors[-1]:>+7.1%}")
+    return errors
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--models", default="resnet18,mobilenetv2,efficientnet_lite0")
+    ap.add_argument("--models", default="resnet18,mobilenetv2,efficientnet_lite0,random")
     ap.add_argument("--configs", type=int, default=30)
+    ap.add_argument("--archs", type=int, default=5, help="random architectures for `random`")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--lut", default=None, help="LUT file (default: the host's LUT in the user cache, ~/.cache/edgeprune/luts/)")
-    ap.add_argument("--min-seconds", type=float, default=0.6, help="timing per measured model")
+    ap.add_argument("--fresh", action="store_true", help="build the LUT from nothing in a temporary file")
+    ap.add_argument("--lut", default=None, help="LUT file (default: the host's LUT in the user cache)")
     args = ap.parse_args()
 
     device = open_device("host")
-    writer, lut_path = open_writer(device, "ort", args.lut)
     settings = profile_settings(device, "ort")
-    print(f"device host ({device.profile.description}), LUT {lut_path}, channel step {writer.lut.channel_step}")
     rng = np.random.default_rng(args.seed)
-    summary = []
+    rows: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="lut-accuracy-") as tmp:
         tmp = Path(tmp)
-        for name in args.models.split(","):
-            onnx_path = export_module(zoo.get(name), zoo.input_shape(name), tmp / f"{name}.onnx")
+        t0 = time.monotonic()
+        writer, lut_path = open_writer(device, "ort", tmp / "lut.json" if args.fresh else args.lut)
+        t_step = time.monotonic() - t0
+        print(f"device host ({device.profile.description}), LUT {'fresh' if args.fresh else lut_path}, "
+              f"channel step {writer.lut.channel_step} (step sweep {t_step:.0f} s)")
+        for row, name, onnx_path in subjects(args.models.split(","), args.archs, tmp):
             model = load_model(onnx_path)
-            t0 = time.time()
+            t0 = time.monotonic()
             profiler = Profiler(device, writer, settings, workdir=tmp / "micro")
             profiler.profile_model(model, name)
-            t_prof = time.time() - t0
-            analysis = analyze(model)
-            lm = LatencyModel.for_model(writer.lut, model)
-            step = writer.lut.channel_step
-            configs, tasks = [], []
-            for i in range(args.configs):
-                keep, counts = random_keep(analysis, rng, step)
-                pruned = prune(model, analysis, keep)
-                path = tmp / f"{name}-{i}.onnx"
-                save_model(pruned.proto, path)
-                predicted = lm.predict_ms(analysis.layer_channels(counts))
-                macs = sum(counts.values()) / sum(g.channels for g in analysis.prunable())
-                configs.append((i, predicted, macs))
-                tasks.append(BenchTask(id=f"{name}-{i}", model=path, threads=settings.threads,
-                                       cores=settings.cores, warmup=3, repeats=10, min_seconds=args.min_seconds,
-                                       clock=settings.clock))
-            # as for LUT entries: `passes` interleaved passes, the fastest median counts
-            measured = {}
-            for k in range(settings.passes):
-                for r in device.measure([replace(t, id=f"{t.id}|{k}") for t in tasks]):
-                    base = r.id.rsplit("|", 1)[0]
-                    if base not in measured or r.median_ms < measured[base].median_ms:
-                        measured[base] = r
-            print(f"\n{name}: LUT profile {t_prof:.0f} s ({profiler.measured} entries measured, "
-                  f"{profiler.reused} reused); scale {lm.scale:.3f}, rest {lm.rest_ms:+.2f} ms; dense predicted "
-                  f"{lm.predict_ms():.2f} ms")
-            print(f"{'cfg':>4} {'kept':>6} {'predicted ms':>13} {'measured ms':>12} {'p90 ms':>8} {'error':>7}")
-            errors = []
-            for i, predicted, kept in configs:
-                r = measured[f"{name}-{i}"]
-                err = predicted / r.median_ms - 1
-                errors.append(err)
-                print(f"{i:>4} {kept:>6.2f} {predicted:>13.2f} {r.median_ms:>12.2f} {r.p90_ms:>8.2f} {err:>+7.1%}")
-            errors = np.array(errors)
-            within10 = float(np.mean(np.abs(errors) <= 0.10))
-            within5 = float(np.mean(np.abs(errors) <= 0.05))
-            summary.append((name, len(errors), within10, within5, float(np.mean(np.abs(errors))),
-                            float(np.max(np.abs(errors))), t_prof))
-    print("\nmodel               configs  within ±10%  within ±5%  mean |err|  max |err|  LUT build s")
-    for name, n, within10, within5, mean, worst, t_prof in summary:
-        print(f"{name:<20}{n:>7}  {within10:>10.0%}  {within5:>9.0%}  {mean:>10.1%}  {worst:>9.1%}  {t_prof:>11.0f}")
+            built = time.monotonic() - t0
+            print(f"\n{name}: LUT build {built:.0f} s ({profiler.measured} entries measured, "
+                  f"{profiler.reused} shared with earlier models)")
+            errs = errors_of(device, settings, writer, name, model, args.configs, rng, tmp, profiler)
+            r = rows.setdefault(row, {"errors": [], "build_s": 0.0, "measured": 0, "models": 0})
+            r["errors"] += errs
+            r["build_s"] += built
+            r["measured"] += profiler.measured
+            r["models"] += 1
+    print(f"\nchannel step sweep: {t_step:.0f} s (once per device)")
+    print("model               models configs  within ±10%  within ±5%  mean |err|  max |err|  entries  LUT build s")
+    for row, r in rows.items():
+        e = np.abs(np.array(r["errors"]))
+        print(f"{row:<20}{r['models']:>6} {len(e):>7}  {np.mean(e <= 0.10):>10.1%}  {np.mean(e <= 0.05):>9.1%}  "
+              f"{e.mean():>10.1%}  {e.max():>9.1%}  {r['measured']:>7}  {r['build_s']:>11.0f}")
     return 0
 
 

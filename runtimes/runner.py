@@ -25,6 +25,8 @@ if str(HERE) not in sys.path:
 
 MAX_REPEATS = 100000
 MAX_SECONDS = 30.0  # one task never times longer than this, whatever min_seconds asks
+SENSOR_MIN_SECONDS = 0.2  # an energy sensor is read over at least this long (RAPL, battery)
+REFERENCE_RUNS = 8        # runs of a task's reference model before it and again after it
 
 
 # ---------------------------------------------------------------- device state
@@ -38,8 +40,9 @@ def _read(path: str) -> str | None:
 
 def device_state(root: str = "/") -> dict:
     """Governor, current frequencies and thermal readings; whatever is readable."""
+    # by CPU number (cpu10 after cpu9); "cpufreq" itself contains "cpu"
     cpus = sorted(glob.glob(os.path.join(root, "sys/devices/system/cpu/cpu[0-9]*/cpufreq")),
-                  key=lambda p: int(p.split("cpu")[-1].split("/")[0]))
+                  key=lambda p: int(os.path.basename(os.path.dirname(p))[3:]))
     state: dict = {}
     governors = [g for g in (_read(os.path.join(c, "scaling_governor")) for c in cpus) if g]
     if governors:
@@ -132,6 +135,78 @@ def _percentile(sorted_vals: list[float], q: float) -> float:
     return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (k - lo)
 
 
+def median_interval(sorted_vals: list[float], z: float = 1.96) -> tuple[float, float]:
+    """A distribution-free 95% confidence interval of the median: the order statistics at
+    ranks n/2 -+ z*sqrt(n)/2 (the binomial count of samples below the median). Timings are
+    skewed (interrupts, cache misses add, nothing subtracts), so no normal model of them."""
+    n = len(sorted_vals)
+    half = z * n ** 0.5 / 2
+    lo = max(0, int(n / 2 - half))
+    hi = min(n - 1, int(-(-(n / 2 + half) // 1)))
+    return sorted_vals[lo], sorted_vals[hi]
+
+
+def _time_until_known(session, feeds, clock, repeats, min_seconds, precision, max_seconds):
+    """Wall and CPU times (ms) of runs: at least `repeats` and `min_seconds`, then on until the
+    median's 95% interval is within ±precision of it (0: stop there), at most max_seconds."""
+    wall, cpu = [], []
+    times = cpu if clock == "cpu" else wall
+    next_check = 0
+    t_start = time.perf_counter()
+    while True:
+        c0, t0 = time.thread_time(), time.perf_counter()
+        session.run(feeds)
+        t1, c1 = time.perf_counter(), time.thread_time()
+        wall.append((t1 - t0) * 1e3)
+        cpu.append((c1 - c0) * 1e3)
+        elapsed = t1 - t_start
+        if len(wall) >= MAX_REPEATS or elapsed >= max_seconds:
+            break
+        if len(wall) < repeats or elapsed < min_seconds:
+            continue
+        if not precision:
+            break
+        if len(times) >= next_check:
+            # sorting is O(n log n): look again once the sample has grown by an eighth
+            ordered = sorted(times)
+            lo, hi = median_interval(ordered)
+            if hi - lo <= 2 * precision * _percentile(ordered, 0.5):
+                break
+            next_check = len(times) + max(1, len(times) // 8)
+    return wall, cpu
+
+
+_REFERENCES: dict = {}   # reference model path -> (session, feeds), loaded once per runner
+
+
+def _reference(task: dict, job_dir: Path, np):
+    """The task's reference model, timed just before and after it: on a shared machine the
+    other core's load and the clock frequency change the speed of everything for seconds at a
+    time, and the reference's time says by how much (the caller divides it out)."""
+    path = task.get("reference")
+    if not path:
+        return None
+    path = Path(path) if Path(path).is_absolute() else job_dir / path
+    if str(path) not in _REFERENCES:
+        backend = importlib.import_module(f"backend_{task.get('backend', 'ort')}")
+        session = backend.load(str(path), threads=int(task.get("threads", 1)), options=task.get("options") or {})
+        feeds = _inputs({"inputs": "random"}, session, job_dir, np)
+        for _ in range(3):
+            session.run(feeds)
+        _REFERENCES[str(path)] = (session, feeds)
+    return _REFERENCES[str(path)]
+
+
+def _time_runs(session, feeds, clock: str, n: int) -> list[float]:
+    now = time.thread_time if clock == "cpu" else time.perf_counter
+    out = []
+    for _ in range(n):
+        t0 = now()
+        session.run(feeds)
+        out.append((now() - t0) * 1e3)
+    return out
+
+
 def _pin(task: dict) -> None:
     cores = task.get("cores")
     if cores and hasattr(os, "sched_setaffinity"):
@@ -157,6 +232,9 @@ def run_task(task: dict, job_dir: Path) -> dict:
     energy_note = sampler.unavailable() if sampler else None
     if energy_note:
         sampler = None
+    if sampler:
+        # a sensor read over a few milliseconds says nothing: time at least its own window
+        min_seconds = max(min_seconds, SENSOR_MIN_SECONDS)
     # "cpu" times the calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID): on a shared machine
     # it leaves out the time the thread sat preempted. Valid only when the runtime computes on
     # the calling thread, i.e. with one intra-op thread.
@@ -165,22 +243,17 @@ def run_task(task: dict, job_dir: Path) -> dict:
         raise ValueError(f"unknown clock '{clock}'")
     if clock == "cpu" and int(task.get("threads", 1)) != 1:
         raise ValueError("clock 'cpu' needs threads == 1")
-    wall, cpu = [], []
+    precision = float(task.get("precision") or 0.0)
+    max_seconds = min(float(task.get("max_seconds") or MAX_SECONDS), MAX_SECONDS)
+    reference = _reference(task, job_dir, np)
+    ref_times = _time_runs(*reference, clock, REFERENCE_RUNS) if reference else []
     if sampler:
         sampler.start()
-    t_start = time.perf_counter()
-    while True:
-        c0, t0 = time.thread_time(), time.perf_counter()
-        session.run(feeds)
-        t1, c1 = time.perf_counter(), time.thread_time()
-        wall.append((t1 - t0) * 1e3)
-        cpu.append((c1 - c0) * 1e3)
-        elapsed = t1 - t_start
-        if (len(wall) >= repeats and elapsed >= min_seconds) or len(wall) >= MAX_REPEATS \
-                or elapsed >= MAX_SECONDS:
-            break
-    joules = sampler.stop_joules() if sampler else None
+    wall, cpu = _time_until_known(session, feeds, clock, repeats, min_seconds, precision, max_seconds)
     times = cpu if clock == "cpu" else wall
+    if reference:
+        ref_times += _time_runs(*reference, clock, REFERENCE_RUNS)
+    joules = sampler.stop_joules() if sampler else None
     ordered = sorted(times)
     result = {"id": task["id"], "ok": True, "clock": clock,
               "median_ms": _percentile(ordered, 0.5), "p90_ms": _percentile(ordered, 0.9),
@@ -188,6 +261,12 @@ def run_task(task: dict, job_dir: Path) -> dict:
               "wall_median_ms": _percentile(sorted(wall), 0.5),
               "cpu_median_ms": _percentile(sorted(cpu), 0.5),
               "state": device_state()}
+    if ref_times:
+        result["reference_ms"] = _percentile(sorted(ref_times), 0.5)
+    if precision:
+        lo, hi = median_interval(ordered)
+        result["median_ci_ms"] = [lo, hi]
+        result["converged"] = hi - lo <= 2 * precision * result["median_ms"]
     if joules is not None and joules == joules:  # NaN when the sensor could not be read
         result["energy_mj"] = joules * 1e3 / len(times)
         result["energy_source"] = sampler.kind

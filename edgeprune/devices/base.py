@@ -28,6 +28,24 @@ class BenchTask:
     save_outputs: bool = False
     options: dict[str, Any] = field(default_factory=dict)
     clock: str = "wall"            # "wall" | "cpu" (thread CPU time; threads == 1 only)
+    # past repeats and min_seconds, time on until the median's 95% interval is within
+    # ±precision of it (0: stop there), but never longer than max_seconds
+    precision: float = 0.0
+    max_seconds: float | None = None
+    # a fixed model timed just before and after (the host runner): its time tracks how fast the
+    # shared machine is running at that moment
+    reference: Path | None = None
+
+
+def timing_fields(task: BenchTask) -> dict[str, Any]:
+    """The runner's stopping-rule fields of a task, only when set: a job for an older runner
+    stays what it was."""
+    out: dict[str, Any] = {}
+    if task.precision:
+        out["precision"] = task.precision
+    if task.max_seconds is not None:
+        out["max_seconds"] = task.max_seconds
+    return out
 
 
 @dataclass
@@ -42,6 +60,8 @@ class TaskResult:
     energy_note: str | None = None     # why a sensor present did not measure (e.g. battery charging)
     outputs: dict[str, Any] | None = None  # name -> numpy array, when save_outputs
     state: dict[str, Any] = field(default_factory=dict)  # governor, frequencies, thermal
+    converged: bool | None = None      # with a precision: whether the median reached it in time
+    reference_ms: float | None = None  # the task's reference model's median, timed beside it
     error: str | None = None
 
 

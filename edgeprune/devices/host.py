@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import locations
 from ..errors import DeviceError
-from .base import BenchTask, TaskResult
+from .base import BenchTask, TaskResult, timing_fields
 from .energy import SensorSpec, detect_sensor, sensor_from_profile
 from .profile import DeviceProfile, DeviceSpec, load_profile
 
@@ -104,7 +104,9 @@ class HostDevice:
              "inputs": t.inputs if t.inputs == "random" else str(Path(t.inputs).resolve()),
              "threads": t.threads, "cores": t.cores if t.cores is not None else self.default_cores(),
              "warmup": t.warmup, "repeats": t.repeats, "min_seconds": t.min_seconds,
-             "options": t.options, "clock": t.clock}
+             "options": t.options, "clock": t.clock, **timing_fields(t)}
+        if t.reference is not None:
+            d["reference"] = str(Path(t.reference).resolve())
         if t.save_outputs:
             d["save_outputs"] = f"out/{k}.npz"
         if self.sensor is not None:
@@ -175,4 +177,5 @@ def _task_result(rec: dict, folder: Path) -> TaskResult:
                       count=rec["count"], energy_mj=rec.get("energy_mj"),
                       energy_source=rec.get("energy_source"), energy_note=rec.get("energy_note"),
                       outputs=outputs,
-                      state=rec.get("state", {}))
+                      state=rec.get("state", {}), converged=rec.get("converged"),
+                      reference_ms=rec.get("reference_ms"))

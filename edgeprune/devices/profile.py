@@ -78,6 +78,9 @@ PROFILE_SCHEMA = {
                 "repeats": {"type": "integer", "minimum": 1},
                 "min_seconds": {"type": "number", "minimum": 0},
                 "passes": {"type": "integer", "minimum": 1},
+                "precision": {"type": "number", "minimum": 0, "maximum": 0.5},
+                "max_seconds": {"type": "number", "exclusiveMinimum": 0},
+                "reference": {"type": "boolean"},
                 "tvm_trials": {"type": "integer", "minimum": 0},
                 "cores": {"type": "array", "items": {"type": "integer", "minimum": 0}},
             },
@@ -115,7 +118,7 @@ class DeviceProfile:
     threads: int
     clock: str                    # "wall", or "cpu" (thread CPU time, for a shared host)
     cores: list[int] | None
-    timing: dict                  # optional warmup / repeats / min_seconds / passes per LUT entry
+    timing: dict                  # optional warmup / repeats / min_seconds / passes / precision / max_seconds per LUT entry
     tvm_trials: int               # MetaSchedule trials per LUT micro-model for --backend tvm
     power: dict | None
     roofline: dict | None
@@ -162,7 +165,8 @@ def load_profile_file(path: str | Path) -> DeviceProfile:
         address=doc["reach"].get("address"), cpu=doc["cpu"], gpu=doc.get("gpu"),
         runtimes=doc["runtimes"], channel_step=measure.get("channel_step", "measure"),
         threads=measure.get("threads", 1), clock=measure.get("clock", "wall"), cores=measure.get("cores"),
-        timing={k: measure[k] for k in ("warmup", "repeats", "min_seconds", "passes") if k in measure},
+        timing={k: measure[k] for k in ("warmup", "repeats", "min_seconds", "passes", "precision", "max_seconds",
+                                                   "reference") if k in measure},
         tvm_trials=measure.get("tvm_trials", 0), power=doc.get("power"),
         roofline=doc.get("roofline"), lut_measured=doc.get("lut", {}).get("measured", False),
         path=path, raw=doc)

@@ -34,7 +34,7 @@ from typing import Any, Callable, Protocol
 
 from .. import locations
 from ..errors import DeviceError
-from .base import BenchTask, TaskResult
+from .base import BenchTask, TaskResult, timing_fields
 from .transport import Completed, Retry
 
 RUNTIMES = locations.runtimes_dir()
@@ -148,7 +148,8 @@ def task_key(task: BenchTask, model_sha: str, inputs_sha: str | None) -> str:
     desc = {"id": task.id, "model": model_sha, "backend": task.backend, "inputs": inputs_sha or "random",
             "clock": task.clock,
             "threads": task.threads, "cores": task.cores, "warmup": task.warmup,
-            "repeats": task.repeats, "min_seconds": task.min_seconds, "options": task.options}
+            "repeats": task.repeats, "min_seconds": task.min_seconds, "options": task.options,
+            **timing_fields(task)}
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -349,7 +350,7 @@ class RemoteDevice:
             entry = {"id": key, "backend": t.backend, "model": f"../../models/{_model_name(t, shas)}",
                      "inputs": f"../../models/{input_shas[t.id]}.npz" if t.id in input_shas else "random",
                      "threads": t.threads, "clock": t.clock, "warmup": t.warmup, "repeats": t.repeats,
-                     "min_seconds": t.min_seconds, "options": t.options}
+                     "min_seconds": t.min_seconds, "options": t.options, **timing_fields(t)}
             if t.cores is not None:
                 entry["cores"] = list(t.cores)
             if t.save_outputs:
@@ -448,7 +449,7 @@ class RemoteDevice:
         return TaskResult(id=task.id, ok=True, median_ms=rec.get("median_ms"), p90_ms=rec.get("p90_ms"),
                           count=int(rec.get("count", 0)), energy_mj=rec.get("energy_mj"),
                           energy_source=rec.get("energy_source"), energy_note=rec.get("energy_note"),
-                      outputs=outputs,
+                      outputs=outputs, converged=rec.get("converged"),
                           state={**(rec.get("state") or {}), **state})
 
     def _pull_npz(self, remote: str) -> dict[str, Any]:

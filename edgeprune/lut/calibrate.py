@@ -49,10 +49,10 @@ def calibrate_model(profiler, model, layers: list[Layer], name: str) -> dict:
         if not r.ok:
             raise DeviceError(f"{profiler.device.spec}: timing the whole model failed: {r.error}")
         by_variant.setdefault(r.id.rsplit("|", 1)[0], []).append(r)
-    results = [min(by_variant[t.id], key=lambda r: r.median_ms) for t in tasks]
+    results = [min(by_variant[t.id], key=lambda r: profiler.normalized(r)[0]) for t in tasks]
     lm = LatencyModel(profiler.writer.lut, layers, rest_ms=0.0)
     sums = np.array([lm.predict_ms(channels) for _, _, _, channels in variants])
-    measured = np.array([r.median_ms for r in results])
+    measured = np.array([profiler.normalized(r)[0] for r in results])
 
     scale, rest = 1.0, float(measured[0] - sums[0])
     if len(variants) >= 2 and np.ptp(sums) > 1e-9:
@@ -60,7 +60,7 @@ def calibrate_model(profiler, model, layers: list[Layer], name: str) -> dict:
         fit, intercept = np.polyfit(sums, measured, 1)
         if SCALE_RANGE[0] <= fit <= SCALE_RANGE[1]:
             scale, rest = float(fit), float(intercept)
-    record = {"name": name, "calibration_version": VERSION, "dense_ms": float(measured[0]), "dense_p90_ms": results[0].p90_ms,
+    record = {"name": name, "calibration_version": VERSION, "dense_ms": float(measured[0]), "dense_p90_ms": profiler.normalized(results[0])[1],
               "layers_ms": float(sums[0]), "scale": scale, "rest_ms": rest,
               "calibration": [{"variant": tag, "keep": keep, "measured_ms": float(m), "layers_ms": float(s)}
                               for (tag, keep, _, _), m, s in zip(variants, measured, sums)]}

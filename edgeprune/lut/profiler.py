@@ -1,5 +1,5 @@
 """Measuring a LUT on a device: the entries a model needs, coarse first, refined where
-latency is not linear between neighbours, saved after every entry.
+latency is not linear between neighbours, saved as they come (at least every SAVE_EVERY_S).
 
 Every decision (which grid points, where to refine) is a pure function of the entries
 already in the LUT, so a resumed run walks the same path and measures only what is missing.
@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import math
-import statistics
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -22,11 +21,13 @@ from ..errors import DeviceError
 from .layers import Layer, Signature, model_layers
 from .microbench import micro_model_file
 from .predict import structure_key
+from .reference import nominal_of, normalized, reference_model
 from .table import LutWriter
 
 COARSE_POINTS = 4       # per axis, before refinement
 REL_TOL = 0.04          # refine where the midpoint is off the straight line by more than this ...
 NOISE_WEIGHT = 0.5      # ... plus this share of the neighbours' (p90 − median) spread
+SAVE_EVERY_S = 2.0      # measurements reach the LUT file at least this often (what a kill can lose)
 
 
 @dataclass
@@ -35,8 +36,11 @@ class Settings:
     threads: int = 1
     cores: list[int] | None = None
     warmup: int = 3
-    repeats: int = 15
-    min_seconds: float = 0.15
+    repeats: int = 10        # at least this many timed runs ...
+    min_seconds: float = 0.0  # ... and this long; then on until the median is known to ±precision
+    precision: float = 0.02  # half-width of the median's 95% interval, relative (0: fixed repeats)
+    max_seconds: float = 2.0  # per entry, whatever the precision reached (the run records it)
+    reference: bool = False  # time a fixed reference model beside every task (see normalized_ms)
     options: dict = field(default_factory=dict)
     batch: int = 64          # tasks per runner process
     clock: str = "wall"      # "cpu" on a shared host: thread CPU time (threads == 1)
@@ -44,6 +48,23 @@ class Settings:
     tvm_target: object = None   # backends.base.TargetSpec, for backend "tvm"
     tvm_trials: int = 0      # MetaSchedule trials per micro-model (0: TVM's untuned lowering)
     runtime: object = None   # backends.runtime.RuntimeConfig every task runs under
+
+
+    def task(self, id: str, model: Path, options: dict, whole_model: bool = False,
+             reference: Path | None = None) -> BenchTask:
+        """How one entry (or, `whole_model`, one whole model for the calibration) is timed."""
+        if whole_model:
+            # the whole-model terms are fitted from a handful of timings: each to half the
+            # precision of an entry, since every prediction of the model carries its error
+            return BenchTask(id=id, model=model, backend=self.backend, threads=self.threads, cores=self.cores,
+                             warmup=self.warmup + 2, repeats=max(self.repeats, 20),
+                             min_seconds=max(0.3, self.min_seconds), options=options, clock=self.clock,
+                             precision=self.precision / 2, max_seconds=max(4.0, self.max_seconds),
+                             reference=reference)
+        return BenchTask(id=id, model=model, backend=self.backend, threads=self.threads, cores=self.cores,
+                         warmup=self.warmup, repeats=self.repeats, min_seconds=self.min_seconds,
+                         options=options, clock=self.clock, precision=self.precision,
+                         max_seconds=self.max_seconds, reference=reference)
 
 
 Progress = Callable[[int, int], None]   # (newly done, new total)
@@ -161,6 +182,7 @@ class Profiler:
         self.run_id = uuid.uuid4().hex[:12]
         self.fresh = fresh
         self.measured = 0      # entries measured by this run
+        self._reference = reference_model(settings, self.workdir)
         self._reused: set = set()   # entries found already in the LUT
 
     @property
@@ -197,11 +219,12 @@ class Profiler:
             self._measure_batch(todo[start:start + self.settings.batch])
 
     def _task(self, sig: Signature, ci: int, co: int) -> BenchTask:
-        s = self.settings
         model, options = self._runnable(micro_model_file(sig, ci, co, self.workdir))
-        return BenchTask(id=f"{sig.key}|{ci}x{co}", model=model, backend=s.backend, threads=s.threads,
-                         cores=s.cores, warmup=s.warmup, repeats=s.repeats, min_seconds=s.min_seconds,
-                         options=options, clock=s.clock)
+        return self.settings.task(f"{sig.key}|{ci}x{co}", model, options, reference=self._reference)
+
+    def normalized(self, r: TaskResult) -> tuple[float, float]:
+        """(median, p90) of a result at the LUT's nominal speed (reference.py)."""
+        return normalized(r, self.writer.lut.header.get("reference_ms"))
 
     def _runnable(self, onnx_path: Path) -> tuple[Path, dict]:
         return runnable(self.settings, onnx_path)
@@ -218,11 +241,12 @@ class Profiler:
             if not r.ok:
                 raise DeviceError(f"{self.device.spec}: measuring {r.id} failed: {r.error}")
             sig, ci, co = by_id[r.id]
-            self.writer.add(sig, ci, co, _run_record(r, self.run_id))
+            self.writer.add(sig, ci, co, _run_record(r, self.run_id, self.normalized(r)))
             self.measured += 1
             self.progress(1, 0)
 
-        self.device.measure(tasks, on_result=save)
+        with self.writer.deferred(SAVE_EVERY_S):
+            self.device.measure(tasks, on_result=save)
 
     # ------------------------------------------------------------- grids
     def profile(self, plans: list[SigPlan]) -> None:
@@ -251,8 +275,9 @@ class Profiler:
         # later passes, in reverse order so that a point's runs lie apart in time
         for runs in range(2, self.settings.passes + 1):
             self.ensure(touched[::-1], runs)
-        for s in states:
-            self.writer.set_grid(grid_key(s.plan), [(ci, co) for _, ci, co in s.touched])
+        with self.writer.deferred(SAVE_EVERY_S):
+            for s in states:
+                self.writer.set_grid(grid_key(s.plan), [(ci, co) for _, ci, co in s.touched])
 
     def profile_model(self, model, name: str = "model") -> list[Layer]:
         layers = model_layers(model)
@@ -279,11 +304,12 @@ class Profiler:
     def whole_model_task(self, proto, tag: str) -> BenchTask:
         path = self.workdir / f"model-{tag}.onnx"
         path.write_bytes(proto.SerializeToString())
+        return self.model_file_task(path, tag)
+
+    def model_file_task(self, path: Path, tag: str) -> BenchTask:
+        """A whole model timed as the calibration times one (id `model|tag`)."""
         model, options = self._runnable(path)
-        s = self.settings
-        return BenchTask(id=f"model|{tag}", model=model, backend=s.backend, threads=s.threads,
-                         cores=s.cores, warmup=s.warmup + 2, repeats=max(s.repeats, 20),
-                         min_seconds=max(1.0, 8 * s.min_seconds), options=options, clock=s.clock)
+        return self.settings.task(f"model|{tag}", model, options, whole_model=True, reference=self._reference)
 
 
 class _GridState:
@@ -368,13 +394,17 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _run_record(r: TaskResult, run_id: str) -> dict:
-    rec = {"median_ms": r.median_ms, "p90_ms": r.p90_ms, "count": r.count, "at": _now(), "run": run_id}
+def _run_record(r: TaskResult, run_id: str, at_nominal: tuple[float, float]) -> dict:
+    rec = {"median_ms": at_nominal[0], "p90_ms": at_nominal[1], "count": r.count, "at": _now(), "run": run_id}
+    if r.reference_ms:
+        rec["measured_ms"], rec["reference_ms"] = r.median_ms, r.reference_ms
     if r.energy_mj is not None and math.isfinite(r.energy_mj):
         rec["energy_mj"] = r.energy_mj
         rec["energy_source"] = r.energy_source
     if r.state:
         rec["state"] = r.state
+    if r.converged is False:
+        rec["converged"] = False   # max_seconds ran out first: this median is the less certain
     return rec
 
 
@@ -389,14 +419,21 @@ SPARSE_STEP_COUNTS = sorted(set(range(64, 97, 4)) | set(range(67, 97, 4)) | {65,
 
 
 def step_from_sweep(ms: dict[int, float]) -> int:
-    """The largest step s whose multiples the timings `ms` (count -> ms, over a range of
-    counts) are flat up to: see measure_channel_step."""
+    """The largest step s such that pruning to a count that is not a multiple of s saves
+    nothing: three quarters of the counts c cost at least what the next multiple of s costs,
+    less STEP_TOL (`ms`: count -> ms over a range of counts; see measure_channel_step).
+
+    One-sided, because what disturbs a timing on a shared machine makes it slower, and some
+    unaligned counts really are slower than the next multiple (measured here: c_out 75-79
+    at 1.27x the cost of 80); either is no reason to plan at a finer step. A symmetric test
+    read a step of 8 as 2 on this host twice in three sweeps, and a step of 2 makes a LUT
+    four times as many entries per axis."""
     lo, hi = min(ms), max(ms)
     step = 1
     for s in STEP_CHOICES:
         probe = [c for c in ms if c > lo and -(-c // s) * s <= hi]
-        deviations = [abs(ms[c] / ms[-(-c // s) * s] - 1) for c in probe]
-        if len(deviations) >= 2 and statistics.quantiles(deviations, n=4)[2] <= STEP_TOL:
+        cheaper = [ms[c] < (1 - STEP_TOL) * ms[-(-c // s) * s] for c in probe]
+        if len(cheaper) >= 2 and sum(cheaper) <= len(cheaper) / 4:
             step = s
     return step
 
@@ -427,15 +464,19 @@ def measure_channel_step(device: Device, settings: Settings, workdir: Path) -> t
     counts = list(range(64, 97)) if settings.backend != "tvm" else SPARSE_STEP_COUNTS
     # every backend runs what it runs in a LUT entry (TVM: the compiled library)
     loads = {c: runnable(settings, micro_model_file(sig, 64, c, workdir)) for c in counts}
-    tasks = [BenchTask(id=f"step|{c}|{k}", model=loads[c][0], backend=settings.backend,
-                       threads=settings.threads, cores=settings.cores, warmup=settings.warmup,
-                       repeats=settings.repeats, min_seconds=settings.min_seconds, options=loads[c][1],
-                       clock=settings.clock)
+    ref = reference_model(settings, workdir)
+    tasks = [settings.task(f"step|{c}|{k}", loads[c][0], loads[c][1], reference=ref)
              for k in range(max(1, settings.passes)) for c in counts]
-    ms: dict[int, float] = {}
-    for r in device.measure(tasks):
+    results = device.measure(tasks)
+    for r in results:
         if not r.ok:
             raise DeviceError(f"{device.spec}: measuring the channel step failed: {r.error}")
+    nominal = nominal_of(results)
+    ms: dict[int, float] = {}
+    for r in results:
         c = int(r.id.split("|")[1])
-        ms[c] = min(ms.get(c, math.inf), r.median_ms)
-    return step_from_sweep(ms), {"c_in": 64, "kernel": "3x3", "in_hw": "14x14", "median_ms": {str(c): ms[c] for c in counts}}
+        ms[c] = min(ms.get(c, math.inf), normalized(r, nominal)[0])
+    sweep = {"c_in": 64, "kernel": "3x3", "in_hw": "14x14", "median_ms": {str(c): ms[c] for c in counts}}
+    if nominal:
+        sweep["reference_ms"] = nominal
+    return step_from_sweep(ms), sweep

@@ -1,8 +1,9 @@
 """Opening a device's LUT for measuring or predicting: its path, header and settings.
 
-The header names what the LUT belongs to (device, backend, CPU, threads) and its channel
-step; a new LUT for a profile whose step is "measure" gets the step measured on the device
-first. An existing LUT keeps its step, so `--resume` measures nothing twice.
+The header names what the LUT belongs to (device, backend, CPU, threads), its channel
+step and, where the device times a reference model beside every task, the nominal speed its
+entries are normalised to (reference.py); a new LUT for a profile whose step is "measure"
+gets the step (and that speed) measured on the device first. An existing LUT keeps its step, so `--resume` measures nothing twice.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ..devices.profile import DeviceSpec, parse_device
 from ..errors import UsageError
 from .paths import default_lut_path
 from .profiler import Settings, measure_channel_step
+from .reference import measure_nominal
 from .table import Lut, LutWriter, load_lut
 
 BACKENDS = ("ort", "tvm")
@@ -62,7 +64,8 @@ def spec_runtime(spec: DeviceSpec, backend: str) -> RuntimeConfig:
                                                   else load_profile("host")), backend)
 
 
-def lut_header(device, backend: str, channel_step: int, step_sweep: dict | None = None) -> dict:
+def lut_header(device, backend: str, channel_step: int, step_sweep: dict | None = None,
+               nominal_ms: float | None = None) -> dict:
     spec = device_spec(device)
     settings = profile_settings(device, backend)
     header = {"device": spec.profile.name if spec.profile else spec.raw, "backend": backend,
@@ -77,6 +80,8 @@ def lut_header(device, backend: str, channel_step: int, step_sweep: dict | None 
         header["tvm_target"] = dict(settings.tvm_target.tvm)
     if step_sweep:
         header["channel_step_sweep"] = step_sweep
+    if nominal_ms:
+        header["reference_ms"] = nominal_ms   # the speed every entry is normalised to (reference.py)
     return header
 
 
@@ -89,11 +94,15 @@ def open_writer(device, backend: str, path: str | Path | None = None) -> tuple[L
         header = lut_header(device, backend, existing.channel_step)
         return LutWriter(path, header), path
     step = spec.profile.channel_step if spec.profile else "measure"
-    sweep = None
-    if step == "measure":
-        with tempfile.TemporaryDirectory(prefix="edgeprune-step-") as tmp:
-            step, sweep = measure_channel_step(device, profile_settings(device, backend), Path(tmp))
-    return LutWriter(path, lut_header(device, backend, step, sweep)), path
+    sweep = nominal = None
+    settings = profile_settings(device, backend)
+    with tempfile.TemporaryDirectory(prefix="edgeprune-step-") as tmp:
+        if step == "measure":
+            step, sweep = measure_channel_step(device, settings, Path(tmp))
+            nominal = sweep.get("reference_ms")
+        else:
+            nominal = measure_nominal(device, settings, Path(tmp))
+    return LutWriter(path, lut_header(device, backend, step, sweep, nominal)), path
 
 
 def load_device_lut(spec: DeviceSpec, backend: str, path: str | Path | None = None) -> Lut | None:

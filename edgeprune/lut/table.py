@@ -23,6 +23,8 @@ import math
 import os
 import statistics
 import tempfile
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -237,7 +239,10 @@ def parse_lut(text: str, name: str, path: Path | None = None) -> Lut:
         raise UsageError(f"{name}: not an edgeprune LUT (missing \"format\": \"{FORMAT}\")")
     if doc.get("version") != VERSION:
         raise UsageError(f"{name}: LUT version {doc.get('version')!r} is not supported (this edgeprune reads version {VERSION})")
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SCHEMA).iter_errors(doc))
+    # the schema checked entry by entry costs a second per thousands of entries; entries that
+    # plainly hold (checked by hand, the same rules) leave the schema only the rest to check
+    shown = {**doc, "entries": []} if _entries_plainly_valid(doc.get("entries")) else doc
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SCHEMA).iter_errors(shown))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "top level"
         raise UsageError(f"{name}: invalid LUT at {where}: {error.message}")
@@ -257,6 +262,39 @@ def parse_lut(text: str, name: str, path: Path | None = None) -> Lut:
         if any(isinstance(v, float) and not math.isfinite(v) for v in m.values()):
             raise UsageError(f"{name}: invalid LUT at models/{k}: non-finite number")
     return lut
+
+
+def _entries_plainly_valid(entries) -> bool:
+    """Whether `entries` meets SCHEMA's entry rules (False: let jsonschema say what is wrong)."""
+    if not isinstance(entries, list):
+        return False
+    for e in entries:
+        if not (isinstance(e, dict) and isinstance(e.get("sig"), str) and _count(e.get("c_in"))
+                and _count(e.get("c_out")) and isinstance(e.get("runs"), list) and e["runs"]):
+            return False
+        for r in e["runs"]:
+            if not (isinstance(r, dict) and _positive(r.get("median_ms")) and _positive(r.get("p90_ms"))
+                    and _count(r.get("count")) and _optional(r, "energy_mj", (int, float))
+                    and (r.get("energy_mj") is None or r["energy_mj"] >= 0)
+                    and _optional(r, "energy_source", str) and _optional(r, "at", str, nullable=False)
+                    and _optional(r, "run", str, nullable=False) and _optional(r, "state", dict, nullable=False)):
+                return False
+    return True
+
+
+def _count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def _positive(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+
+
+def _optional(r: dict, key: str, kind, nullable: bool = True) -> bool:
+    if key not in r:
+        return True
+    v = r[key]
+    return (v is None and nullable) or (isinstance(v, kind) and not isinstance(v, bool))
 
 
 class _NonFinite(ValueError):
@@ -286,11 +324,18 @@ def lock_path(path: Path) -> Path:
 
 
 class LutWriter:
-    """Saves a LUT after every change, merging with whatever other writers put on disk."""
+    """Saves a LUT after every change, merging with whatever other writers put on disk.
+
+    Inside `deferred(seconds)` changes are saved at most that often (and when it ends, however
+    it ends): rewriting a LUT of thousands of entries takes longer than measuring one, and a
+    kill then loses at most that many seconds of measurements."""
 
     def __init__(self, path: str | os.PathLike, header: dict):
         self.path = Path(path)
         self.lock = FileLock(str(lock_path(self.path)), timeout=60)
+        self._pending: list = []
+        self._defer: float | None = None
+        self._saved_at = 0.0
         with self.lock:
             if self.path.exists():
                 self.lut = load_lut(self.path)
@@ -308,18 +353,39 @@ class LutWriter:
         return st.st_mtime_ns, st.st_size, st.st_ino
 
     def _sync(self, change) -> None:
+        self._pending.append(change)
+        if self._defer is None or time.monotonic() - self._saved_at >= self._defer:
+            self.flush()
+
+    def flush(self) -> None:
+        """Save every change made since the last save."""
+        if not self._pending:
+            return
         with self.lock:
             stat = self._stat()
             if stat is not None and stat != getattr(self, "_written", None):
                 # another writer saved since we last did: merge with what is on disk
                 disk = load_lut(self.path)
-                change(disk)
+                for change in self._pending:
+                    change(disk)
                 disk.merge(self.lut, str(self.path))
                 self.lut = disk
             else:
-                change(self.lut)
+                for change in self._pending:
+                    change(self.lut)
             write_lut(self.lut, self.path)
             self._written = self._stat()
+            self._pending = []
+            self._saved_at = time.monotonic()
+
+    @contextmanager
+    def deferred(self, seconds: float):
+        outer, self._defer = self._defer, seconds if self._defer is None else min(self._defer, seconds)
+        try:
+            yield self
+        finally:
+            self._defer = outer
+            self.flush()
 
     def add(self, signature: Signature, c_in: int, c_out: int, run: dict) -> None:
         self.lut.add(signature, c_in, c_out, run)  # validates before anything is written

@@ -76,3 +76,14 @@ def test_channel_step_is_read_off_a_staircase_even_with_a_few_disturbed_timings(
     assert step_from_sweep(stairs8) == 8
     linear = {c: 0.01 * c for c in range(64, 97)}
     assert step_from_sweep(linear) <= 4
+
+
+def test_unaligned_counts_slower_than_the_next_multiple_do_not_make_the_step_finer():
+    from edgeprune.lut.profiler import step_from_sweep
+
+    # a sweep measured on this host (c_in 64, 3x3, 14x14): steps of 8, with c_out 69-70, 75-79
+    # and 82 slower than the multiple of 8 above them
+    measured = [0.172, 0.229, 0.204, 0.204, 0.205, 0.251, 0.254, 0.204, 0.204, 0.220, 0.221, 0.273, 0.280,
+                0.286, 0.286, 0.281, 0.222, 0.237, 0.281, 0.241, 0.241, 0.236, 0.236, 0.236, 0.236, 0.252,
+                0.251, 0.253, 0.252, 0.251, 0.251, 0.251, 0.251]
+    assert step_from_sweep(dict(zip(range(64, 97), measured))) == 8
