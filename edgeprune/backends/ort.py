@@ -24,17 +24,12 @@ import onnx
 from ..errors import InternalError, UsageError
 from ..atomic import write_text
 from .base import Artifact, TargetSpec, as_proto, io_spec
-from .runtime import runtime_config
+from .runtime import ACCELERATOR_EPS, runtime_config
 from .verify import compare, random_inputs, reference_outputs
 
 CONFIG_FILE = "ort_config.json"
 OPT_MODEL = "model.opt.onnx"
 ORT_MODEL = "model.ort"
-
-# Providers that take whole subgraphs away from the CPU EP.
-_ACCELERATOR_EPS = {"XnnpackExecutionProvider", "NnapiExecutionProvider", "QNNExecutionProvider",
-                    "CoreMLExecutionProvider", "TensorrtExecutionProvider", "CUDAExecutionProvider"}
-_KNOWN_EPS = _ACCELERATOR_EPS | {"CPUExecutionProvider"}
 
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
            "all": "ORT_ENABLE_ALL"}
@@ -56,7 +51,7 @@ class OrtBackend:
         inputs, outputs = io_spec(proto)
         runtime = runtime_config(target, "ort")
         providers = runtime.providers
-        level = "basic" if set(providers) & _ACCELERATOR_EPS else "extended"
+        level = "basic" if set(providers) & ACCELERATOR_EPS else "extended"
         outdir = Path(outdir)
         outdir.mkdir(parents=True, exist_ok=True)
 
@@ -98,18 +93,6 @@ class OrtBackend:
                                    f"{artifact.notes['host_check']}")
         artifact.save()
         return artifact
-
-
-def providers_for(target: TargetSpec) -> tuple[str, ...]:
-    unknown = [p for p in target.ort_providers if p not in _KNOWN_EPS]
-    if unknown:
-        raise UsageError(f"target {target.name}: unknown ONNX Runtime execution providers {unknown} "
-                         f"(known: {sorted(_KNOWN_EPS)})")
-    providers = tuple(target.ort_providers) or ("CPUExecutionProvider",)
-    # the CPU EP is the fallback for every node another provider declines
-    if "CPUExecutionProvider" not in providers:
-        providers += ("CPUExecutionProvider",)
-    return providers
 
 
 def _optimise(src: bytes, dest: Path, level: str, session_config: Mapping[str, str], ort_format: bool) -> None:

@@ -19,10 +19,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..errors import UsageError
+
 DTYPES = ("fp32", "int8")
 # short names, as runtimes/backend_ort.py takes them
 ORT_LEVELS = ("disable", "basic", "extended", "all")
 ORT_DEFAULT_LEVEL = "all"
+# Providers that take whole subgraphs away from the CPU EP.
+ACCELERATOR_EPS = {"XnnpackExecutionProvider", "NnapiExecutionProvider", "QNNExecutionProvider",
+                   "CoreMLExecutionProvider", "TensorrtExecutionProvider", "CUDAExecutionProvider"}
+_KNOWN_EPS = ACCELERATOR_EPS | {"CPUExecutionProvider"}
 
 
 @dataclass(frozen=True)
@@ -65,10 +71,20 @@ def runtime_config(target, backend: str) -> RuntimeConfig:
     threads = int(target.threads) if target.threads else 1
     if backend != "ort":
         return RuntimeConfig(backend=backend, threads=threads, optimization="n/a")
-    from .ort import providers_for
-
     return RuntimeConfig(backend="ort", providers=providers_for(target), optimization=ORT_DEFAULT_LEVEL,
                          threads=threads, session_config=ort_session_config(target.is_host))
+
+
+def providers_for(target) -> tuple[str, ...]:
+    unknown = [p for p in target.ort_providers if p not in _KNOWN_EPS]
+    if unknown:
+        raise UsageError(f"target {target.name}: unknown ONNX Runtime execution providers {unknown} "
+                         f"(known: {sorted(_KNOWN_EPS)})")
+    providers = tuple(target.ort_providers) or ("CPUExecutionProvider",)
+    # the CPU EP is the fallback for every node another provider declines
+    if "CPUExecutionProvider" not in providers:
+        providers += ("CPUExecutionProvider",)
+    return providers
 
 
 def key_mismatch(recorded: dict[str, Any] | None, wanted: RuntimeConfig) -> str | None:

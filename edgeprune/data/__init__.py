@@ -56,13 +56,12 @@ def load_data(spec: str | os.PathLike, model_input_names: Sequence[str],
 
 
 def load_data_for(spec: str | os.PathLike, model, **kwargs) -> dict[str, np.ndarray]:
-    """`load_data` with the input names, shapes and dtypes of a frontend `Model`."""
+    """`load_data` with the input names, shapes and dtypes of a frontend `Model` (duck-typed:
+    DATA sits below the frontend, which reads the zoo, which reads DATA)."""
     import onnx
     from onnx.helper import tensor_dtype_to_np_dtype
 
-    from ..frontend.load import graph_input_names
-
-    names = graph_input_names(model.proto)
+    names = list(model.input_shapes)   # the graph inputs that are not initializers, in order
     dtypes = {i.name: tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type)
               for i in model.proto.graph.input if i.name in names
               and i.type.tensor_type.elem_type != onnx.TensorProto.UNDEFINED}
