@@ -13,6 +13,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import UsageError
+from .links import Links
 from .shapes import dim_label, dim_name, dim_size, dims_text
 
 # ONNX Runtime and our rewrite rules are tested from opset 11 up.
@@ -89,11 +90,11 @@ def _decode_strings(msg) -> None:
     UnicodeDecodeError deep inside the checker or a later stage."""
     from google.protobuf.message import Message
 
-    for field, value in msg.ListFields():
-        if field.type == field.TYPE_MESSAGE:
+    for descriptor, value in msg.ListFields():
+        if descriptor.type == descriptor.TYPE_MESSAGE:
             for item in ((value,) if isinstance(value, Message) else value):
                 _decode_strings(item)
-        elif field.type == field.TYPE_STRING:
+        elif descriptor.type == descriptor.TYPE_STRING:
             # an invalid UTF-8 string comes back as bytes
             for item in ((value,) if isinstance(value, (str, bytes)) else value):
                 if isinstance(item, bytes):
@@ -276,15 +277,12 @@ def normalise(proto: onnx.ModelProto) -> onnx.ModelProto:
         del g.node[:]
         g.node.extend(keep)
 
-    used = {}
-    for node in g.node:
-        for name in node.input:
-            used[name] = used.get(name, 0) + 1
+    links = Links(g)
     inits = {t.name: t for t in g.initializer}
     graph_inputs = {i.name for i in g.input}
-    for name, count in used.items():
+    for name in list(links.consumers):
         t = inits.get(name)
-        if t is None or count < 2 or name in graph_inputs or _numel(t) <= 1:
+        if t is None or links.uses(name) < 2 or name in graph_inputs or _numel(t) <= 1:
             continue
         arr = numpy_helper.to_array(t)
         seen = 0

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from onnx import numpy_helper
 
+from ..frontend.links import Links
 from ..recover.probe import Calib, Probe
 
 
@@ -27,14 +28,14 @@ def correct_bias(qdq: onnx.ModelProto, fp32: onnx.ModelProto, calib: Calib) -> o
     out.CopyFrom(qdq)
     g = out.graph
     inits = {t.name: t for t in g.initializer}
-    producer = {o: n for n in g.node for o in n.output}
+    links = Links(g)
     float_nodes = {n.name: n for n in fp32.graph.node}
     float_inits = {t.name: t for t in fp32.graph.initializer}
     layers = []
     for node in g.node:
         if node.op_type not in ("Conv", "Gemm") or node.name not in float_nodes or len(node.input) < 3:
             continue
-        w_dq, b_dq = producer.get(node.input[1]), producer.get(node.input[2])
+        w_dq, b_dq = links.producer(node.input[1]), links.producer(node.input[2])
         if not (_is_const_dq(w_dq, inits) and _is_const_dq(b_dq, inits)):
             continue
         f = float_nodes[node.name]

@@ -22,6 +22,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import UsageError, first_line
+from ..frontend.links import Links
 from ..frontend.load import Model
 from ..recover.probe import Calib, split_batches
 
@@ -35,19 +36,14 @@ def fold_bn(proto: onnx.ModelProto) -> onnx.ModelProto:
     out.CopyFrom(proto)
     g = out.graph
     inits = {t.name: t for t in g.initializer}
-    producer = {o: n for n in g.node for o in n.output}
-    uses: dict[str, int] = {}
-    for n in g.node:
-        for x in n.input:
-            uses[x] = uses.get(x, 0) + 1
-    graph_outputs = {o.name for o in g.output}
+    links = Links(g)   # as the graph was: a folded BN's Conv takes over its output name below
     folded = set()
     for bn in g.node:
         if bn.op_type != "BatchNormalization" or len(bn.output) != 1:
             continue
-        conv = producer.get(bn.input[0])
-        if (conv is None or conv.op_type != "Conv" or uses.get(bn.input[0], 0) != 1
-                or bn.input[0] in graph_outputs or conv.input[1] not in inits
+        conv = links.producer(bn.input[0])
+        if (conv is None or conv.op_type != "Conv" or links.uses(bn.input[0]) != 1
+                or bn.input[0] in links.graph_outputs or conv.input[1] not in inits
                 or not all(n in inits for n in bn.input[1:5])):
             continue
         scale, bias, mean, var = (numpy_helper.to_array(inits[n]).astype(np.float64) for n in bn.input[1:5])
@@ -73,7 +69,7 @@ def fold_bn(proto: onnx.ModelProto) -> onnx.ModelProto:
     keep = [n for n in g.node if n.name not in folded]
     del g.node[:]
     g.node.extend(keep)
-    used = {x for n in g.node for x in n.input}
+    used = Links(g).read()
     alive = [t for t in g.initializer if t.name in used]
     del g.initializer[:]
     g.initializer.extend(alive)
