@@ -40,6 +40,7 @@ def compile(model: Any, target: str = "host", budget: str | Sequence[str] = "0.5
             data: str | os.PathLike | Mapping[str, np.ndarray] | np.ndarray | None = None,
             quantize: str = "none", calibration: str = "percentile", backend: str = "ort", criterion: str | None = None,
             sweep: Sequence[str] = (), lut: str | os.PathLike | None = None, tuning_trials: int = 0,
+            finetune_steps: int = 0,
             max_latency: float | None = None, max_energy: float | None = None,
             min_fidelity: float | None = None, max_size: float | None = None,
             quiet: bool = True) -> CompileResult:
@@ -71,7 +72,8 @@ def compile(model: Any, target: str = "host", budget: str | Sequence[str] = "0.5
         weights=None if weights is None else os.fspath(weights), target=target,
         budget=_budgets(budget), sweep=tuple(sweep), backend=backend, quantize=quantize, calibration=calibration,
         data=data_path, data_arrays=arrays, criterion=criterion,
-        lut=None if lut is None else os.fspath(lut), tuning_trials=tuning_trials, quiet=quiet,
+        lut=None if lut is None else os.fspath(lut), tuning_trials=tuning_trials,
+        finetune_steps=finetune_steps, quiet=quiet,
         gates={"max_latency": max_latency, "max_energy": max_energy, "min_fidelity": min_fidelity,
                "max_size": max_size})
     return compile_model(req)

@@ -60,6 +60,7 @@ class CompileRequest:
     criterion: str | None = None       # default: taylor with DATA, l1 without
     lut: str | None = None
     tuning_trials: int = 0
+    finetune_steps: int = 0            # distillation steps from the dense model on DATA (0: off)
     gates: dict[str, float] = field(default_factory=dict)
     config: str | None = None          # the edgeprune.toml the flags came from, if any
     quiet: bool = False
@@ -114,10 +115,15 @@ def check_request(req: CompileRequest) -> CompileRequest:
         raise UsageError("--min-fidelity needs --data: top-1 agreement on random inputs means nothing")
     if req.tuning_trials < 0:
         raise UsageError(f"--tuning-trials must be >= 0, got {req.tuning_trials}")
+    from .recover.distill import check_steps
+
+    finetune_steps = check_steps(req.finetune_steps)
+    if finetune_steps and not has_data:
+        raise UsageError("--finetune-steps needs --data: the pruned model learns the dense one's outputs on it")
     if req.lut is not None and not str(req.lut).endswith(".json"):
         raise UsageError(f"--lut {req.lut}: a LUT is a .json file")
     check_outdir(req.output)
-    return replace(req, criterion=criterion, gates=gates)
+    return replace(req, criterion=criterion, gates=gates, finetune_steps=finetune_steps)
 
 
 # --------------------------------------------------------------------------- stages
@@ -318,11 +324,13 @@ class _Run:
 
     def steps(self) -> list[Callable[[], None]]:
         """The compile, in order. A new stage is one method below (decorated with `stage`
+        self.finetune: dict[str, Any] | None = None   # the distillation stage's record, when it ran
         when it should show in the progress and in `timings_s`) and one entry here."""
         int8 = self.req.quantize == "int8"
         return [self.load_model, self.analyse_channels, self.open_target, self.price_layers,
                 self.score_channels, self.fit_plan, self.dense_outputs, self.prune_channels,
-                self.recover_weights, self.save_fp32,
+                self.recover_weights, *([self.finetune_weights] if self.req.finetune_steps else []),
+                self.save_fp32,
                 *([self.quantize_int8] if int8 else []),
                 self.compile_backend, self.verify_on_device,
                 *([self.sweep_budgets] if self.req.sweep else [])]
@@ -433,6 +441,27 @@ class _Run:
     def save_fp32(self) -> None:
         from .frontend.load import save_model
         from .plan.schema import save_plan
+    @stage("finetune", "fine-tune ({req.finetune_steps} distillation steps from the dense model)")
+    def finetune_weights(self, st: StageHandle) -> None:
+        from .recover.distill import DistillOptions, distill
+
+        if not self.plan.keep:
+            st.note("skipped: the dense model ships")
+            return
+        d = distill(self.source.model, self.fp32, self.data.calib, DistillOptions(steps=self.req.finetune_steps))
+        self.finetune = {"steps": d.steps, "kept": d.kept, "loss_before": d.loss_before,
+                         "loss_after": d.loss_after, "trained_initializers": len(d.trained),
+                         "calibration_samples": len(next(iter(self.data.calib.values())))}
+        if d.kept:
+            self.fp32 = d.model
+            self._fidelity("finetuned", self.fp32)
+        else:
+            self.notes.append(f"Fine-tuning ({d.steps} steps) did not lower the distillation loss on the "
+                              f"calibration data ({d.loss_before:.4g} -> {d.loss_after:.4g}): the recovered "
+                              "model ships.")
+        st.note(f"distillation loss on calibration data {d.loss_before:.4g} -> {d.loss_after:.4g}"
+                + ("" if d.kept else " (not lower: recovered weights kept)"))
+
 
         save_model(self.fp32.proto, self.staging / "model.onnx")
         save_plan(self.plan, self.staging / "plan.json")
@@ -739,6 +768,7 @@ class _Run:
             "notes": self.notes,
             "timings_s": dict(self.stages.seconds),
             "config": req.config,
+            "finetune": self.finetune,
         }
 
     def gates(self, manifest: dict[str, Any]) -> list[GateResult]:

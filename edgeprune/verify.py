@@ -297,7 +297,7 @@ def measured_from(manifest: dict[str, Any], root: Path, rerun: Rerun | None = No
         fid, fsrc = rerun.fidelity, f"with the dense model on {rerun.fidelity_on}"
     else:
         stages = (manifest.get("fidelity") or {}).get("stages") or {}
-        which = next((s for s in ("artifact", "int8", "recovered", "pruned") if s in stages), None)
+        which = next((s for s in ("artifact", "int8", "finetuned", "recovered", "pruned") if s in stages), None)
         fid = stages[which] if which else None
         fsrc = f"of the {which} model with the dense model on {fid['samples']} DATA samples" if fid else ""
     fidelity, what = judged(fid) if fid else (None, "")

@@ -41,7 +41,7 @@ def _human(n: int) -> str:
     return f"{n:.1f}T"
 
 
-STAGES = ("pruned", "recovered", "int8", "artifact")
+STAGES = ("pruned", "recovered", "finetuned", "int8", "artifact")
 
 
 def stages(m: dict[str, Any]) -> dict[str, Any]:
@@ -87,10 +87,10 @@ def _score_ci(v: dict[str, Any]) -> str:
 
 def _per_output(found: dict[str, Any]) -> list[str]:
     """Every output of the last stage measured: its kind and each metric that applies."""
-    last = next((found[s] for s in ("artifact", "int8", "recovered", "pruned") if s in found), None)
+    last = next((found[s] for s in ("artifact", "int8", "finetuned", "recovered", "pruned") if s in found), None)
     if not last or not last.get("outputs"):
         return []
-    which = next(s for s in ("artifact", "int8", "recovered", "pruned") if s in found)
+    which = next(s for s in ("artifact", "int8", "finetuned", "recovered", "pruned") if s in found)
     rows = []
     for o in last["outputs"]:
         boxes = "—" if o.get("box_recall") is None else \
@@ -154,6 +154,17 @@ def _closed_loop(lat: dict[str, Any]) -> list[str]:
              "the dense model" if r.get("dense_plan") else f"dense beside it {_f(r.get('dense_beside_ms'))} ms"]
             for i, r in enumerate(rounds)]) + [""]
     return out
+
+
+def _finetune(f: dict[str, Any] | None) -> list[str]:
+    """What `--finetune-steps` did: `finetuned` is the recovered model after it."""
+    if not f:
+        return []
+    return ["", f"Fine-tuning: {f['steps']} distillation steps from the dense model on "
+                f"{f['calibration_samples']} calibration samples ({f['trained_initializers']} initializers "
+                f"trained in place); distillation loss there {f['loss_before']:.4g} → {f['loss_after']:.4g}"
+                + (". `finetuned` is the model that ships." if f["kept"] else
+                   ": not lower, so the recovered weights ship.")]
 
 
 def _kernels(k: dict[str, Any] | None) -> list[str]:
@@ -222,6 +233,7 @@ def render(m: dict[str, Any]) -> str:
             [k, _score(v)] + ([] if metric == "top-1 agreement" else [_pct(v.get("top1_agreement"))])
             + [_interval(v), _pct(v.get("top5_agreement")), f"{v['max_abs_error']:.4g}", str(v["samples"])]
             for k, v in found.items()])
+        out += _finetune(m.get("finetune"))
         out += _per_output(found)
     else:
         out += ["**No DATA was given**: only data-free criteria ran (importance: "

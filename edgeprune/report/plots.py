@@ -58,7 +58,7 @@ def latency_plot(m: dict[str, Any], path: Path) -> bool:
 def fidelity_plot(m: dict[str, Any], path: Path) -> bool:
     points = [p for p in m.get("sweep") or [] if p.get("fidelity") and p.get("predicted_ms") is not None]
     stages = (m.get("fidelity") or {}).get("stages") or {}
-    main = stages.get("recovered") or stages.get("pruned")
+    main = stages.get("finetuned") or stages.get("recovered") or stages.get("pruned")
     if main:
         points.append({"budget": m["budget"]["text"], "predicted_ms": m["latency_ms"]["predicted"],
                        "fidelity": main})
