@@ -6,7 +6,6 @@ from typing import Mapping
 
 import numpy as np
 
-from ..errors import UsageError
 from ..graph.groups import Analysis
 from ..graph.keep import round_keep, top_channels
 

@@ -1,6 +1,5 @@
 """Channel groups found on small graphs, one coupling pattern each."""
 
-import pytest
 import torch
 
 from edgeprune.graph import analyze
@@ -111,7 +110,6 @@ def test_every_group_names_a_reason_when_frozen_and_ids_are_stable():
 
 def test_an_op_without_a_rule_freezes_what_it_touches():
     import numpy as np
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     from edgeprune.frontend.load import load_model_bytes
