@@ -115,6 +115,6 @@ def measurable(spec) -> str | None:
     if spec.kind != "local" and spec.serial is None and spec.host is None:
         from .devices.profile import address_example
 
-        return (f"{spec.raw} has no address (reached over {spec.kind}); give --target "
+        return (f"{spec.raw} has no address (reached over {spec.kind}); give --device "
                 f"{address_example(spec.kind)} to measure on the device")
     return None

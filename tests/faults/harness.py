@@ -13,40 +13,14 @@ from pathlib import Path
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
+from tests.host_profile import write_host_profile
+
 REPO = Path(__file__).resolve().parents[2]
-
-# The host profile with a fixed step and short timing: a LUT in seconds, not minutes.
-QUICK_HOST = """\
-name = "quickhost"
-description = "this machine, timed briefly (tests)"
-
-[reach]
-kind = "local"
-
-[cpu]
-arch = "live"
-cores = "live"
-
-[runtimes.ort]
-providers = ["CPUExecutionProvider"]
-
-[measure]
-channel_step = 8
-threads = 1
-clock = "cpu"
-warmup = 1
-repeats = 3
-min_seconds = 0.0
-
-[power]
-kind = "detect"
-"""
 
 
 def write_quick_profile(folder: Path) -> Path:
-    path = folder / "quickhost.toml"
-    path.write_text(QUICK_HOST)
-    return path
+    """The host profile timed briefly: a LUT in seconds, not minutes."""
+    return write_host_profile(folder, "quickhost", tvm=False, warmup=1, repeats=3, min_seconds=0.0)
 
 
 def conv_chain(path: Path, size: int, widths: list[int], kernels: list[int]) -> Path:

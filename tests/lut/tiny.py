@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from tests.helpers import export
+from tests.host_profile import write_host_profile
 
 
 class TinyNet(nn.Module):
@@ -39,29 +39,5 @@ def tiny_onnx(folder: Path, width: int = 32) -> Path:
 
 
 def fast_profile(folder: Path, step: int = 16, passes: int = 1) -> Path:
-    """A local device profile with a fixed channel step and short timings: tests stay fast."""
-    path = Path(folder) / "testhost.toml"
-    path.write_text(f'''
-name = "testhost"
-description = "this machine, short timings for tests"
-[reach]
-kind = "local"
-[cpu]
-arch = "live"
-cores = "live"
-[runtimes.ort]
-providers = ["CPUExecutionProvider"]
-[runtimes.tvm]
-target = {{ kind = "llvm" }}
-[measure]
-channel_step = {step}
-threads = 1
-clock = "cpu"
-warmup = 1
-repeats = 3
-min_seconds = 0.01
-passes = {passes}
-[power]
-kind = "detect"
-''')
-    return path
+    """A host profile with short timings: the LUT tests stay fast."""
+    return write_host_profile(folder, step=step, warmup=1, repeats=3, min_seconds=0.01, passes=passes)

@@ -10,27 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.host_profile import host_profile
+
 SIZE = 64
 # this host, with a fixed channel step so no step sweep runs, and no energy sensor
-PROFILE = """
-name = "testhost"
-description = "this machine with a fixed channel step, for tests"
-[reach]
-kind = "local"
-[cpu]
-arch = "live"
-cores = "live"
-[runtimes.ort]
-providers = ["CPUExecutionProvider"]
-[runtimes.tvm]
-target = { kind = "llvm" }
-[measure]
-channel_step = 8
-threads = 1
-clock = "cpu"
-[power]
-kind = "none"
-"""
+PROFILE = host_profile(power="none")
 
 
 @dataclass(frozen=True)
