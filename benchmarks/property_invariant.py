@@ -28,7 +28,7 @@ from edgeprune.frontend.load import load_model_bytes  # noqa: E402
 from edgeprune.graph import analyze  # noqa: E402
 from tests.helpers import assert_invariant, export  # noqa: E402
 from tests.property.netgen import RandomNet, input_shape, random_keep, specs  # noqa: E402
-from tests.property.onnxgen import graphs  # noqa: E402
+from tests.property.onnxgen import graphs, input_shapes  # noqa: E402
 
 
 @st.composite
@@ -41,7 +41,7 @@ def models(draw, source: str, max_ops: int):
         return repr(spec), export(RandomNet(spec), input_shape(spec))
     opset, proto = draw(graphs(max_ops=max_ops))
     return f"onnx opset {opset}:\n{onnx.printer.to_text(proto.graph)}", \
-        load_model_bytes(proto.SerializeToString(), name=f"random-opset{opset}")
+        load_model_bytes(proto.SerializeToString(), name=f"random-opset{opset}", input_shapes=input_shapes(proto))
 
 
 def main() -> int:
