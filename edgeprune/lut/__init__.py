@@ -40,6 +40,8 @@ microbench.py  the micro-model of one fused layer at a (c_in, c_out)
 table.py       the LUT file: versioned JSON schema, merge of runs, locked atomic writer
 interp.py      staircase-aware bilinear interpolation of one signature's grid
 profiler.py    what to measure (coarse grid, adaptive refinement), measured through a Device
+               (each entry timed until its median is known to ±precision; runtimes/runner.py)
+reference.py   the reference layer timed beside each task, and the nominal speed entries keep
 calibrate.py   the whole-model scale and rest terms
 predict.py     LatencyModel, RooflineModel, structure_key
 session.py     opening a device's LUT (path, header, measured channel step, settings)

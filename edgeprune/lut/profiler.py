@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import math
+import statistics
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -50,7 +51,7 @@ class Settings:
     options: dict = field(default_factory=dict)
     batch: int = 64          # tasks per runner process
     clock: str = "wall"      # "cpu" on a shared host: thread CPU time (threads == 1)
-    passes: int = 1          # runs per entry, in separate passes (the fastest counts): >1 on a shared host
+    passes: int = 1          # runs per entry, in separate passes (the fastest counts)
     tvm_target: object = None   # backends.base.TargetSpec, for backend "tvm"
     tvm_trials: int = 0      # MetaSchedule trials per micro-model (0: TVM's untuned lowering)
     runtime: object = None   # backends.runtime.RuntimeConfig every task runs under
@@ -423,6 +424,11 @@ def _run_record(r: TaskResult, run_id: str, at_nominal: tuple[float, float]) -> 
 
 STEP_CHOICES = (1, 2, 4, 8, 16, 32)
 STEP_TOL = 0.05
+# the sweep's passes, interleaved; each count's median of them counts. One pass on this host
+# read the step as 2, 8 and 16 in three sweeps: a timing is off by 10-20% in either direction
+# now and then (a reference timed in a slow moment over-corrects), and the step decides how
+# many entries every LUT of the device has.
+SWEEP_PASSES = 3
 
 
 # Where each count costs a compile (TVM): the multiples of 4 (the next multiple every step of
@@ -468,7 +474,7 @@ def runnable(settings: Settings, onnx_path: Path) -> tuple[Path, dict]:
 
 def measure_channel_step(device: Device, settings: Settings, workdir: Path) -> tuple[int, dict]:
     """The channel step of the device's staircase, measured: time a 3x3 conv at c_out = 64..96
-    (c_in 64, 14x14; each count in `passes` passes, the fastest counts) and take the largest
+    (c_in 64, 14x14; each count in SWEEP_PASSES passes, their median counts) and take the largest
     step s for which counts cost what the next multiple of s costs — three quarters of the
     counts have |t(c) / t(next multiple of s) - 1| within STEP_TOL, so a few disturbed
     timings cannot decide the step; pruning to a count that is not a multiple of s then
@@ -479,16 +485,16 @@ def measure_channel_step(device: Device, settings: Settings, workdir: Path) -> t
     loads = {c: runnable(settings, micro_model_file(sig, 64, c, workdir)) for c in counts}
     ref = reference_model(settings, workdir)
     tasks = [settings.task(f"step|{c}|{k}", loads[c][0], loads[c][1], reference=ref)
-             for k in range(max(1, settings.passes)) for c in counts]
+             for k in range(max(SWEEP_PASSES, settings.passes)) for c in counts]
     results = device.measure(tasks)
     for r in results:
         if not r.ok:
             raise DeviceError(f"{device.spec}: measuring the channel step failed: {r.error}")
     nominal = nominal_of(results)
-    ms: dict[int, float] = {}
+    by_count: dict[int, list[float]] = {}
     for r in results:
-        c = int(r.id.split("|")[1])
-        ms[c] = min(ms.get(c, math.inf), normalized(r, nominal)[0])
+        by_count.setdefault(int(r.id.split("|")[1]), []).append(normalized(r, nominal)[0])
+    ms = {c: statistics.median(v) for c, v in sorted(by_count.items())}
     sweep = {"c_in": 64, "kernel": "3x3", "in_hw": "14x14", "median_ms": {str(c): ms[c] for c in counts}}
     if nominal:
         sweep["reference_ms"] = nominal
