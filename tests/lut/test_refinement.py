@@ -87,3 +87,16 @@ def test_unaligned_counts_slower_than_the_next_multiple_do_not_make_the_step_fin
                 0.286, 0.286, 0.281, 0.222, 0.237, 0.281, 0.241, 0.241, 0.236, 0.236, 0.236, 0.236, 0.252,
                 0.251, 0.253, 0.252, 0.251, 0.251, 0.251, 0.251]
     assert step_from_sweep(dict(zip(range(64, 97), measured))) == 8
+
+
+def test_refinement_stops_at_max_knots_per_axis_narrowing_the_worst_bend_first():
+    from edgeprune.lut.profiler import MAX_KNOTS
+
+    def f(ci, co):   # a 5 ms jump at c_out 112, and a 0.5 ms zigzag every 32 channels
+        return 0.001 * ci * co + (5.0 if co > 112 else 0.0) + (0.5 if co // 32 % 2 else 0.0)
+    plan = SigPlan(SIG, [16, 64], list(range(16, 513, 16)))
+    state, _ = walk(plan, f)
+    assert len(state.cout) == MAX_KNOTS
+    below = max(c for c in state.cout if c <= 112)
+    above = min(c for c in state.cout if c > 112)
+    assert above - below <= 48   # the jump was bracketed first: the coarse interval was 16..176

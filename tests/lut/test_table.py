@@ -114,3 +114,24 @@ def test_concurrent_writers_lose_no_entry(tmp_path):
     lut = load_lut(path)
     assert {(ci, co) for (_, ci, co) in lut.entries} == {(16, c) for s in (100, 200, 300) for c in range(s, s + 10)}
     assert not list(tmp_path.glob(".shared.json.tmp*"))
+
+
+def test_inside_deferred_a_writer_saves_at_most_that_often_and_everything_when_it_ends(tmp_path):
+    path = small_lut(tmp_path)
+    w = LutWriter(path, HEADER)
+    with pytest.raises(RuntimeError):
+        with w.deferred(3600):
+            w.add(SIG, 32, 16, run(0.3))     # the first change since the last save is saved
+            w.add(SIG, 32, 32, run(0.4))     # ... the next ones wait
+            assert load_lut(path).get(SIG.key, 32, 16) is not None
+            assert load_lut(path).get(SIG.key, 32, 32) is None
+            raise RuntimeError("the device was lost")
+    assert load_lut(path).get(SIG.key, 32, 32).median_ms == 0.4   # saved however it ended
+
+
+@pytest.mark.parametrize("field, value", [("p90_ms", 0), ("count", 0), ("energy_mj", -1.0), ("run", 7)])
+def test_a_bad_run_is_refused_naming_where_it_is(tmp_path, field, value):
+    doc = json.loads(small_lut(tmp_path).read_text())
+    doc["entries"][1]["runs"][0][field] = value
+    with pytest.raises(UsageError, match=rf"entries/1/runs/0/{field}"):
+        parse_lut(json.dumps(doc), "x.json")
