@@ -46,6 +46,14 @@ KNOWN_CYCLES = {
     # lut/paths.runtime_tag imports lut/session inside a function; session imports paths
     frozenset({"edgeprune.lut.paths", "edgeprune.lut.session"}),
 }
+# Imports that go up a layer, known and owned elsewhere; each must still exist.
+KNOWN_UPWARD = {
+    # fine-tuning trains the ONNX graph through importance's TorchGraph and scores it with
+    # fidelity, while importance and fidelity use recover's helpers (single_threaded_torch,
+    # layer kinds, probes): recover and importance import each other as packages
+    ("edgeprune.recover.distill", "edgeprune.importance.torch_graph"),
+    ("edgeprune.recover.distill", "edgeprune.fidelity"),
+}
 
 
 def modules() -> dict[str, Path]:
@@ -137,16 +145,25 @@ def cycles(edges: dict[str, set[str]]) -> list[set[str]]:
     return found
 
 
-def test_every_module_imports_only_its_own_package_or_a_layer_below():
-    upward = []
+def upward_imports() -> set[tuple[str, str]]:
+    found = set()
     for module, targets in graph().items():
         for target in targets:
             same_package = package_of(module) == package_of(target)
             both_entry_points = layer_of(module) == layer_of(target) == len(LAYERS) - 1
             if not same_package and not both_entry_points and layer_of(target) >= layer_of(module):
-                upward.append(f"{module} imports {target} "
-                              f"({LAYERS[layer_of(module)][0]} -> {LAYERS[layer_of(target)][0]})")
-    assert not upward, "imports that do not go down a layer:\n" + "\n".join(sorted(upward))
+                found.add((module, target))
+    return found
+
+
+def test_every_module_imports_only_its_own_package_or_a_layer_below():
+    upward = sorted(upward_imports() - KNOWN_UPWARD)
+    assert not upward, "imports that do not go down a layer:\n" + "\n".join(
+        f"{m} imports {t} ({LAYERS[layer_of(m)][0]} -> {LAYERS[layer_of(t)][0]})" for m, t in upward)
+
+
+def test_the_known_upward_imports_are_still_there():
+    assert KNOWN_UPWARD <= upward_imports(), f"fixed, remove from KNOWN_UPWARD: {KNOWN_UPWARD - upward_imports()}"
 
 
 def test_no_module_imports_itself_back_through_a_cycle():
