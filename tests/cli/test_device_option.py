@@ -9,9 +9,10 @@ import click
 import pytest
 
 from edgeprune.cli import main
-from tests.cli.test_plan_cmd import residual_onnx  # noqa: F401  (fixture)
+from tests.cli import test_plan_cmd
 
 DEVICE_COMMANDS = ["compile", "verify", "profile", "latency", "plan"]
+residual_onnx = test_plan_cmd.residual_onnx   # a small residual CNN as .onnx (fixture)
 
 
 @pytest.mark.parametrize("name", DEVICE_COMMANDS)
@@ -24,7 +25,7 @@ def test_device_and_target_are_one_option(name):
 
 
 @pytest.mark.parametrize("flag", ["--device", "--target"])
-def test_plan_reads_either_spelling(residual_onnx, tmp_path, flag):  # noqa: F811
+def test_plan_reads_either_spelling(residual_onnx, tmp_path, flag):
     out = tmp_path / "plan.json"
     assert main(["plan", str(residual_onnx), flag, "pixel-7", "--step", "4", "--budget", "0.5x",
                  "-o", str(out)]) == 0
@@ -32,7 +33,7 @@ def test_plan_reads_either_spelling(residual_onnx, tmp_path, flag):  # noqa: F81
 
 
 @pytest.mark.parametrize("flag", ["--device", "--target"])
-def test_a_bad_device_is_refused_the_same_way(residual_onnx, tmp_path, flag, capsys):  # noqa: F811
+def test_a_bad_device_is_refused_the_same_way(residual_onnx, tmp_path, flag, capsys):
     rc = main(["compile", str(residual_onnx), flag, "adb:", "--budget", "0.5x", "-o", str(tmp_path / "out")])
     assert rc == 2 and "adb needs a serial" in capsys.readouterr().err
 
