@@ -8,8 +8,8 @@ the measured channel step as the planner does — prune them physically, and tim
 model on the device. The headline per model is the share of configurations predicted within
 ±10% and within ±5% of the measured median, beside the LUT's build time. `random` stands for
 `--archs` random architectures (benchmarks/lut_random_archs.py), `--configs` each, pooled.
-Each pruned model is timed as the whole-model calibration times (precision ±1%), in the
-device's number of passes, the fastest median; errors are printed against that median and
+Each pruned model is timed as the whole-model calibration times (precision ±1%, the middle
+of 3 interleaved passes); errors are printed against that median and
 against it at the LUT's nominal speed (the reference layer timed beside it, reference.py),
 which is what the LUT's entries and whole-model terms are kept at.
 
@@ -23,7 +23,6 @@ import argparse
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -75,12 +74,7 @@ def errors_of(device, settings, writer, name, model, configs, rng, tmp, profiler
         kept = sum(counts.values()) / sum(g.channels for g in analysis.prunable())
         rows.append((i, lm.predict_ms(analysis.layer_channels(counts)), kept))
         tasks.append(profiler.model_file_task(path, f"{name}-{i}"))
-    measured = {}
-    for k in range(max(1, settings.passes)):
-        for r in device.measure([replace(t, id=f"{t.id}|{k}") for t in tasks]):
-            base = r.id.rsplit("|", 1)[0]
-            if base not in measured or profiler.normalized(r)[0] < profiler.normalized(measured[base])[0]:
-                measured[base] = r
+    measured = profiler.time_whole_models(tasks)
     print(f"\n{name}: scale {lm.scale:.3f}, rest {lm.rest_ms:+.2f} ms; dense predicted {lm.predict_ms():.2f} ms")
     print(f"{'cfg':>4} {'kept':>6} {'predicted ms':>13} {'measured ms':>12} {'error':>7} {'at nominal ms':>14} {'error':>7}")
     errors, nominal_errors = [], []
@@ -133,18 +127,18 @@ def main() -> int:
     print(f"\nchannel step sweep: {t_step:.0f} s (once per LUT)")
     print("Against each pruned model's measured median, and (at nominal) that median at the LUT's nominal speed")
     print("(the reference layer timed beside it, reference.py); LUT build: entries and calibration this model added.")
-    print(f"{'':<26}{'against the measured median':^34}{'at nominal speed':^34}")
-    print(f"{'model':<14}{'models':>6}{'configs':>8}" + f"{'±10%':>8}{'±5%':>7}{'mean':>8}{'max':>8}" * 2
-          + f"{'entries':>9}{'build s':>9}")
+    # one header line (starting "model", saying "within"): benchmarks/peers.py copies from it on
+    print(f"{'model':<14}{'models':>6}{'configs':>8}  {'measured: within ±10%  ±5%  mean|e|  max|e|':<44}"
+          f"{'at nominal: within ±10%  ±5%  mean|e|  max|e|':<47}{'entries':>7}{'build s':>9}")
     for row, r in rows.items():
-        print(f"{row:<14}{r['models']:>6}{len(r['errors']):>8}{_shares(r['errors'])}{_shares(r['nominal'])}"
-              f"{r['measured']:>9}{r['build_s']:>9.0f}")
+        print(f"{row:<14}{r['models']:>6}{len(r['errors']):>8}  {_shares(r['errors']):<44}{_shares(r['nominal']):<47}"
+              f"{r['measured']:>7}{r['build_s']:>9.0f}")
     return 0
 
 
 def _shares(errors) -> str:
     e = np.abs(np.array(errors))
-    return f"{np.mean(e <= 0.10):>8.0%}{np.mean(e <= 0.05):>7.0%}{e.mean():>8.1%}{e.max():>8.1%}"
+    return f"{'':>10}{np.mean(e <= 0.10):>11.0%}{np.mean(e <= 0.05):>5.0%}{e.mean():>9.1%}{e.max():>8.1%}"
 
 
 if __name__ == "__main__":

@@ -16,11 +16,8 @@ measured(dense) − Σ LUT(dense).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
-from ..errors import DeviceError
 from .layers import Layer
 
 VERSION = 2                # records of an older calibration are measured again
@@ -40,16 +37,9 @@ def calibrate_model(profiler, model, layers: list[Layer], name: str) -> dict:
     lm = LatencyModel(lut, layers, rest_ms=0.0)
     profiler.ensure([p for _, _, _, ch in variants[1:] for p in lm.missing(ch)])
 
-    # each variant timed in `passes` interleaved passes; its fastest median counts (see table.py)
     tasks = [profiler.whole_model_task(proto, f"{name}-{tag}") for tag, _, proto, _ in variants]
-    passes = max(1, profiler.settings.passes)
-    batch = [replace(t, id=f"{t.id}|{k}") for k in range(passes) for t in tasks]
-    by_variant: dict[str, list] = {}
-    for r in profiler.device.measure(batch):
-        if not r.ok:
-            raise DeviceError(f"{profiler.device.spec}: timing the whole model failed: {r.error}")
-        by_variant.setdefault(r.id.rsplit("|", 1)[0], []).append(r)
-    results = [min(by_variant[t.id], key=lambda r: profiler.normalized(r)[0]) for t in tasks]
+    timed = profiler.time_whole_models(tasks)
+    results = [timed[t.id] for t in tasks]
     lm = LatencyModel(profiler.writer.lut, layers, rest_ms=0.0)
     sums = np.array([lm.predict_ms(channels) for _, _, _, channels in variants])
     measured = np.array([profiler.normalized(r)[0] for r in results])
