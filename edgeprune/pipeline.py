@@ -211,13 +211,16 @@ class Costs:
 
 def latency_costs(model, req: CompileRequest, stage) -> Costs:
     """The device's LUT with the entries this model needs, profiling only the missing ones."""
+    from .devices.detect import with_profile
     from .devices.profile import parse_device
     from .lut.api import latency_model
     from .lut.paths import default_lut_path
     from .lut.predict import structure_key
     from .plan.costs import LutCostModel
 
-    spec = parse_device(req.target)
+    # a device given by address alone is priced under the profile detected for it (its LUT
+    # carries that profile's name, as `profile --device` wrote it)
+    spec = with_profile(parse_device(req.target))
     before = _lut_size(req.lut or (default_lut_path(spec, req.backend) if spec.kind == "local" else None))
     if req.lut and not Path(req.lut).exists() and spec.kind == "local":
         # lut.api reads an existing LUT only; a new --lut file is created by measuring
@@ -321,10 +324,10 @@ class _Run:
         self.notes: list[str] = []
         self.sweep: list[dict[str, Any]] = []
         self.lut_writer = None    # the device's LUT, opened for writing while the plan is fitted
+        self.finetune: dict[str, Any] | None = None   # the distillation stage's record, when it ran
 
     def steps(self) -> list[Callable[[], None]]:
         """The compile, in order. A new stage is one method below (decorated with `stage`
-        self.finetune: dict[str, Any] | None = None   # the distillation stage's record, when it ran
         when it should show in the progress and in `timings_s`) and one entry here."""
         int8 = self.req.quantize == "int8"
         return [self.load_model, self.analyse_channels, self.open_target, self.price_layers,
@@ -438,9 +441,6 @@ class _Run:
             self._fidelity("recovered", self.fp32)
             st.note(f"{len(rec.steps)} layers refit")
 
-    def save_fp32(self) -> None:
-        from .frontend.load import save_model
-        from .plan.schema import save_plan
     @stage("finetune", "fine-tune ({req.finetune_steps} distillation steps from the dense model)")
     def finetune_weights(self, st: StageHandle) -> None:
         from .recover.distill import DistillOptions, distill
@@ -462,6 +462,9 @@ class _Run:
         st.note(f"distillation loss on calibration data {d.loss_before:.4g} -> {d.loss_after:.4g}"
                 + ("" if d.kept else " (not lower: recovered weights kept)"))
 
+    def save_fp32(self) -> None:
+        from .frontend.load import save_model
+        from .plan.schema import save_plan
 
         save_model(self.fp32.proto, self.staging / "model.onnx")
         save_plan(self.plan, self.staging / "plan.json")
@@ -765,10 +768,10 @@ class _Run:
             "kernels": self.kernels,
             "lut": self.costs.info,
             "sweep": self.sweep,
+            "finetune": self.finetune,
             "notes": self.notes,
             "timings_s": dict(self.stages.seconds),
             "config": req.config,
-            "finetune": self.finetune,
         }
 
     def gates(self, manifest: dict[str, Any]) -> list[GateResult]:

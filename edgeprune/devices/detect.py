@@ -123,7 +123,10 @@ def profile_toml(d: Detected, spec: DeviceSpec) -> str:
     lines += ["", "[runtimes.ort]", 'providers = ["CPUExecutionProvider"]']
     if d.arch in ("aarch64", "x86_64"):
         if d.arch == "aarch64":
-            triple = "aarch64-linux-android" if d.android else "aarch64-linux-gnu"
+            # a phone runs artifacts in edgeprune's device bundle, whose TVM runtime is glibc's,
+            # so its libraries are glibc ones (linked with aarch64-linux-gnu-gcc); an app that
+            # embeds TVM's Android runtime wants mtriple aarch64-linux-android and the NDK
+            triple = "aarch64-linux-gnu"
             mattr = sorted({v for f, v in _FEATURE_MATTR.items() if f in d.features} | {"+neon"})
             target_text = f'{{ kind = "llvm", mtriple = "{triple}", mattr = [{", ".join(_toml_str(a) for a in mattr)}] }}'
         else:

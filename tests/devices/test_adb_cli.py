@@ -94,7 +94,8 @@ def test_a_phone_given_by_serial_alone_is_read_once_and_gets_an_aarch64_android_
     assert p.cpu["arch"] == "aarch64" and p.cpu["cores"] == 2
     assert [c["max_mhz"] for c in p.cpu["clusters"]] == [1800, 2850]
     target = p.tvm_target()
-    assert target["mtriple"] == "aarch64-linux-android" and {"+neon", "+dotprod"} <= set(target["mattr"])
+    # the bundle's TVM runtime that loads the phone's libraries is glibc's
+    assert target["mtriple"] == "aarch64-linux-gnu" and {"+neon", "+dotprod"} <= set(target["mattr"])
     assert p.cores == [1]   # the big core
     calls = len(phone.adb_calls())
     again = with_profile(parse_device(f"adb:{SERIAL}"))   # reused, not read again
@@ -110,7 +111,7 @@ def test_an_artifact_compiled_for_a_phone_by_serial_is_built_for_its_architectur
     Phone(tmp_path / "phone", monkeypatch)
     spec = with_profile(parse_device(f"adb:{SERIAL}"))
     target = TargetSpec.from_profile(spec.profile)
-    assert target.triple == "aarch64-linux-android"
+    assert target.triple == "aarch64-linux-gnu"
     # an arm64 ORT artifact lets int8 QDQ run as integer kernels (x86-only setting off)
     assert dict(spec_runtime(spec, "ort").session_config).get("session.qdqisint8allowed") != "0"
 
