@@ -20,6 +20,7 @@ which is what the LUT's entries and whole-model terms are kept at.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -108,7 +109,8 @@ def main() -> int:
         writer, lut_path = open_writer(device, "ort", tmp / "lut.json" if args.fresh else args.lut)
         t_step = time.monotonic() - t0
         print(f"device host ({device.profile.description}), LUT {'fresh' if args.fresh else lut_path}, "
-              f"channel step {writer.lut.channel_step} (step sweep {t_step:.0f} s)")
+              f"channel step {writer.lut.channel_step} (step sweep {t_step:.0f} s); load average "
+              + " ".join(f"{v:.1f}" for v in os.getloadavg()))
         for row, name, onnx_path in subjects(args.models.split(","), args.archs, tmp):
             model = load_model(onnx_path)
             t0 = time.monotonic()
@@ -124,6 +126,7 @@ def main() -> int:
             r["build_s"] += built
             r["measured"] += profiler.measured
             r["models"] += 1
+    print("load average (1, 5, 15 min) at the end: " + " ".join(f"{v:.1f}" for v in os.getloadavg()))
     print(f"\nchannel step sweep: {t_step:.0f} s (once per LUT)")
     print("Against each pruned model's measured median, and (at nominal) that median at the LUT's nominal speed")
     print("(the reference layer timed beside it, reference.py); LUT build: entries and calibration this model added.")

@@ -15,6 +15,7 @@ the int8 entries in less than the fp32 ones took.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -59,7 +60,8 @@ def main() -> int:
     settings = profile_settings(device, "ort")
     print(f"timing: warmup {settings.warmup}, at least {settings.repeats} runs and {settings.min_seconds} s, "
           f"then to ±{settings.precision:.0%} (95% interval of the median, at most {settings.max_seconds} s), "
-          f"{settings.passes} pass(es), clock {settings.clock}")
+          f"{settings.passes} pass(es), clock {settings.clock}; load average at the start "
+          + " ".join(f"{v:.1f}" for v in os.getloadavg()))
     with tempfile.TemporaryDirectory(prefix="lut-time-") as tmp:
         tmp = Path(tmp)
         shape = zoo.input_shape(args.model)
@@ -81,6 +83,7 @@ def main() -> int:
             t_int8, q, _ = profile(device, writer, int8_form(model, shape), f"{args.model}-int8", tmp)
             print(f"  int8: {q.measured} LUT entries measured + calibration in {t_int8:.0f} s "
                   f"({t_int8 / max(total, 1):.2f}x the fp32 LUT from nothing; goal < 1x)")
+    print("load average (1, 5, 15 min) at the end: " + " ".join(f"{v:.1f}" for v in os.getloadavg()))
     return 0
 
 
