@@ -31,7 +31,7 @@ from .verify import REFERENCE, measured_from
 BACKENDS = ("ort", "tvm")
 QUANTIZE = ("none", "int8")
 CALIBRATION = ("minmax", "entropy", "percentile")
-CRITERIA = ("l1", "l2", "bn", "taylor")
+CRITERIA = ("l1", "l2", "bn", "taylor", "refit")
 RETIMES = 2               # side-by-side re-timings of a shipped artifact that seemed to miss
 TIMING_CALIB_SAMPLES = 8  # int8 builds that are only timed are calibrated on this many samples
 
@@ -57,7 +57,7 @@ class CompileRequest:
     image_size: str | None = None
     mean: str | None = None
     std: str | None = None
-    criterion: str | None = None       # default: taylor with DATA, l1 without
+    criterion: str | None = None       # default: refit with DATA, l1 without
     lut: str | None = None
     tuning_trials: int = 0
     finetune_steps: int = 0            # distillation steps from the dense model on DATA (0: off)
@@ -100,11 +100,11 @@ def check_request(req: CompileRequest) -> CompileRequest:
     for s in req.sweep:
         parse_budget(s, flag="--sweep")
     has_data = req.data is not None or req.data_arrays is not None
-    criterion = req.criterion or ("taylor" if has_data else "l1")
+    criterion = req.criterion or ("refit" if has_data else "l1")
     if criterion not in CRITERIA:
         raise UsageError(f"--criterion {criterion}: expected one of {', '.join(CRITERIA)}")
-    if criterion == "taylor" and not has_data:
-        raise UsageError("--criterion taylor needs --data")
+    if criterion in ("taylor", "refit") and not has_data:
+        raise UsageError(f"--criterion {criterion} needs --data")
     if req.quantize == "int8" and not has_data:
         # static int8 needs activation ranges; calibrating on noise would ship a model whose
         # ranges fit noise, so we refuse rather than guess

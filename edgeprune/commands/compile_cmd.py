@@ -25,7 +25,7 @@ PATH_KEYS = frozenset({"model", "weights", "data", "lut", "output", "target"})
 @click.option("--calibration", type=click.Choice(CALIBRATION), default="percentile", show_default=True,
               help="int8 activation-range calibration on DATA.")
 @click.option("--criterion", type=click.Choice(CRITERIA), default=None,
-              help="Importance (default: taylor with --data, l1 without).")
+              help="Importance (default: refit with --data, l1 without).")
 @data_options
 @click.option("--lut", default=None, help="LUT file (default: the device's LUT in the user cache, ~/.cache/edgeprune/luts/).")
 @click.option("--tuning-trials", type=int, default=0, show_default=True,

@@ -18,7 +18,7 @@ from .common import check_output_path, data_options, device_option, load_data_op
 @click.option("--budget", "budgets", multiple=True, required=True,
               help="12ms, 0.5x (of the dense latency on the device) or 30mJ; repeat or join "
                    "with commas to combine.")
-@click.option("--criterion", type=click.Choice(["l1", "l2", "bn", "taylor"]), default="l1", show_default=True)
+@click.option("--criterion", type=click.Choice(["l1", "l2", "bn", "taylor", "refit"]), default="l1", show_default=True)
 @data_options
 @click.option("--backend", type=click.Choice(["ort", "tvm"]), default="ort", show_default=True)
 @click.option("--lut", default=None, help="LUT file (default: the device's LUT in the user cache, luts/).")
@@ -36,8 +36,8 @@ def command(model, input_shape, weights, device_spec, budgets, criterion, data, 
             std, backend, lut, min_channels, step, solver, bins, measure, output):
     """The hardware-aware channel plan: HALP's latency-saliency knapsack over a measured LUT."""
     budget = parse_budget(budgets)
-    if criterion == "taylor" and not data:
-        raise UsageError("--criterion taylor needs --data")
+    if criterion in ("taylor", "refit") and not data:
+        raise UsageError(f"--criterion {criterion} needs --data")
     for flag, value in (("--min-channels", min_channels), ("--step", step), ("--bins", bins)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be >= 1, got {value}")

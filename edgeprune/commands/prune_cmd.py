@@ -26,7 +26,7 @@ def compute_scores(loaded, analysis, criterion, data):
 @model_options
 @click.option("--ratio", type=float, default=None, help="Keep this fraction of every prunable group.")
 @click.option("--plan", "plan_path", type=str, default=None, help="Apply a plan from `edgeprune plan`.")
-@click.option("--criterion", type=click.Choice(["l1", "l2", "bn", "taylor"]), default="l1", show_default=True)
+@click.option("--criterion", type=click.Choice(["l1", "l2", "bn", "taylor", "refit"]), default="l1", show_default=True)
 @data_options
 @click.option("--round-to", type=int, default=8, show_default=True, help="Channel step for --ratio.")
 @click.option("-o", "--output", required=True, help="Output .onnx path.")
@@ -39,8 +39,8 @@ def command(model, input_shape, weights, ratio, plan_path, criterion, data, imag
         raise UsageError(f"--ratio must be in (0, 1], got {ratio}")
     if round_to < 1:
         raise UsageError(f"--round-to must be >= 1, got {round_to}")
-    if criterion == "taylor" and not data:
-        raise UsageError("--criterion taylor needs --data")
+    if criterion in ("taylor", "refit") and not data:
+        raise UsageError(f"--criterion {criterion} needs --data")
     out = check_output_path(output, ".onnx")
     loaded = open_model(model, input_shape, weights)
     m = loaded.model

@@ -3,12 +3,14 @@
     compute(model, analysis, criterion, data=None, module=None) -> {group id: scores}
 
 "l1", "l2", "bn" are data-free (magnitude.py); "taylor" needs calibration data and runs
-PyTorch (taylor.py), on the user's module when given, else on the ONNX graph.
+PyTorch (taylor.py), on the user's module when given, else on the ONNX graph; "refit" (needs
+data, runs the ONNX graph in PyTorch) scores the loss left after recovery refits the
+channels' consumers (refit.py).
 """
 
 from __future__ import annotations
 
-from .magnitude import CRITERIA, scores
+from .magnitude import CRITERIA, NEEDS_DATA, scores
 
 
 def compute(model, analysis, criterion: str = "l1", data=None, module=None, labels=None):
@@ -16,7 +18,11 @@ def compute(model, analysis, criterion: str = "l1", data=None, module=None, labe
         from .taylor import taylor_scores
 
         return taylor_scores(model, analysis, data, module=module, labels=labels)
+    if criterion == "refit":
+        from .refit import refit_scores
+
+        return refit_scores(model, analysis, data)
     return scores(model, analysis, criterion)
 
 
-__all__ = ["CRITERIA", "compute", "scores"]
+__all__ = ["CRITERIA", "NEEDS_DATA", "compute", "scores"]

@@ -10,7 +10,8 @@ from ..frontend.load import Model
 from ..graph.groups import Analysis
 from ..graph.types import OUT, THROUGH
 
-CRITERIA = ("l1", "l2", "bn", "taylor")
+CRITERIA = ("l1", "l2", "bn", "taylor", "refit")
+NEEDS_DATA = ("taylor", "refit")
 
 
 def _per_position(arr: np.ndarray, axis: int, power: int) -> np.ndarray:
@@ -21,9 +22,9 @@ def _per_position(arr: np.ndarray, axis: int, power: int) -> np.ndarray:
 def scores(model: Model, analysis: Analysis, criterion: str = "l1") -> dict[str, np.ndarray]:
     """Per group, per channel importance. Groups without BN fall back to L1 under "bn"."""
     if criterion not in ("l1", "l2", "bn"):
-        if criterion == "taylor":
-            raise UsageError("--criterion taylor needs calibration data (--data)")
-        raise UsageError(f"unknown --criterion '{criterion}' (choose from l1, l2, bn, taylor)")
+        if criterion in NEEDS_DATA:
+            raise UsageError(f"--criterion {criterion} needs calibration data (--data)")
+        raise UsageError(f"unknown --criterion '{criterion}' (choose from {', '.join(CRITERIA)})")
     inits = {t.name: t for t in model.proto.graph.initializer}
     size = sum(g.channels for g in analysis.groups)
     norms = {"l1": np.zeros(size), "l2": np.zeros(size), "bn": np.zeros(size)}

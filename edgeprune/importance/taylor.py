@@ -133,8 +133,10 @@ def _projection(y: torch.Tensor, kind: Kind, gen: torch.Generator) -> torch.Tens
 
 
 def distillation_loss(outs: list[torch.Tensor], gen: torch.Generator,
-                      labels: torch.Tensor | None = None) -> torch.Tensor:
-    """The loss whose first-order change scores a channel (see the module's docstring)."""
+                      labels: torch.Tensor | None = None, drawn: bool = False) -> torch.Tensor:
+    """The loss whose first-order change scores a channel (see the module's docstring).
+    `drawn`: class outputs are compared to labels drawn from their own softmax instead of
+    their arg-max, so that the squared gradient estimates the Fisher information (`refit`)."""
     total = None
     for i, y in enumerate(outs):
         if not _scored(y):
@@ -143,13 +145,20 @@ def distillation_loss(outs: list[torch.Tensor], gen: torch.Generator,
         if i == 0 and labels is not None:
             term = _loss(y, labels)
         elif kind.kind == CLASSES:
-            term = F.cross_entropy(y, y.detach().argmax(dim=1), reduction="sum")
+            term = F.cross_entropy(y, _drawn(y, gen) if drawn else y.detach().argmax(dim=1), reduction="sum")
         else:
             term = _projection(y, kind, gen)
         total = term if total is None else total + term
     if total is None:
         raise UsageError("taylor: no model output depends on the parameters it scores")
     return total
+
+
+def _drawn(y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """A label per sample (and position) drawn from the softmax over axis 1."""
+    logits = y.detach().double().movedim(1, -1)
+    flat = logits.reshape(-1, logits.shape[-1])
+    return torch.multinomial(F.softmax(flat, dim=1), 1, generator=gen)[:, 0].reshape(logits.shape[:-1])
 
 
 def _scored(y) -> bool:

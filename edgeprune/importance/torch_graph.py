@@ -55,15 +55,19 @@ class TorchGraph:
     def per_sample(self) -> bool | None:
         return None if self.mode is None else self.mode == PER_SAMPLE
 
-    def __call__(self, feeds: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
+    def __call__(self, feeds: Mapping[str, torch.Tensor],
+                 taps: dict[str, list[torch.Tensor]] | None = None) -> list[torch.Tensor]:
+        """The graph's outputs. `taps` (tensor name -> list) gets each named intermediate
+        tensor appended, one piece per run (several when the graph runs sample by sample):
+        the pieces themselves, so gradients can be taken with respect to them."""
         n = _batch(feeds)
         if n <= 1:
-            return self._run(feeds)
+            return self._run(feeds, taps=taps)
         if self.mode is None:
             self.mode = next((m for m in (BATCH, REBATCH) if self._batch_runs(feeds, m)), PER_SAMPLE)
         if self.mode != PER_SAMPLE:
-            return self._run(feeds, n if self.mode == REBATCH else 0)
-        runs = [self._run({k: v[i:i + 1] for k, v in feeds.items()}) for i in range(n)]
+            return self._run(feeds, n if self.mode == REBATCH else 0, taps)
+        runs = [self._run({k: v[i:i + 1] for k, v in feeds.items()}, taps=taps) for i in range(n)]
         return [torch.cat([_t(r[j]) for r in runs], dim=0) for j in range(len(self.output_names))]
 
     def _batch_runs(self, feeds: Mapping[str, torch.Tensor], mode: str) -> bool:
@@ -85,7 +89,8 @@ class TorchGraph:
                         return False
         return True
 
-    def _run(self, feeds: Mapping[str, torch.Tensor], rebatch: int = 0) -> list[torch.Tensor]:
+    def _run(self, feeds: Mapping[str, torch.Tensor], rebatch: int = 0,
+             taps: dict[str, list[torch.Tensor]] | None = None) -> list[torch.Tensor]:
         """The graph's outputs; with `rebatch`, the leading 1 of every constant Reshape/Expand
         shape (a batch hard-coded by the exporter) reads as that batch size."""
         env: dict[str, object] = dict(self.params)
@@ -108,6 +113,8 @@ class TorchGraph:
             for name, value in zip(node.output, outs):
                 if name:
                     env[name] = value
+        for name, pieces in (taps or {}).items():
+            pieces.append(env[name])
         return [env[n] for n in self.output_names]
 
 

@@ -59,7 +59,7 @@ def test_a_yolo_like_detector_hard_coding_batch_1_compiles_with_data(subjects):
     assert rc == 0
     m = json.loads((out / "manifest.json").read_text())
     assert errors(m) is None
-    assert m["plan"]["criterion"] == "taylor"
+    assert m["plan"]["criterion"] == "refit"
     stage = m["fidelity"]["stages"]["artifact"]
     assert stage["metric"] == "box recall at IoU 0.5" and 0 <= stage["score"] <= 1
     assert stage["top1_agreement"] is None
@@ -74,7 +74,7 @@ def test_a_segmenter_with_a_one_channel_output_compiles_with_data_and_gates_on_c
     assert rc == 0
     m = json.loads((out / "manifest.json").read_text())
     assert errors(m) is None
-    assert m["plan"]["criterion"] == "taylor"
+    assert m["plan"]["criterion"] == "refit"
     stage = m["fidelity"]["stages"]["artifact"]
     assert stage["metric"] == "cosine similarity" and stage["outputs"][0]["shape"][1:] == [1, SIZE, SIZE]
     gate = m["gates"]["min_fidelity"]
