@@ -54,6 +54,10 @@ def calibrate_model(profiler, model, layers: list[Layer], name: str) -> dict:
               "layers_ms": float(sums[0]), "scale": scale, "rest_ms": rest,
               "calibration": [{"variant": tag, "keep": keep, "measured_ms": float(m), "layers_ms": float(s)}
                               for (tag, keep, _, _), m, s in zip(variants, measured, sums)]}
+    if results[0].reference_ms:
+        # the figures above are at the LUT's nominal speed (reference.py); as timed, they were
+        record["as_timed"] = [{"variant": tag, "median_ms": r.median_ms, "reference_ms": r.reference_ms}
+                              for (tag, _, _, _), r in zip(variants, results)]
     dense_mj = [profiler.writer.lut.get(l.signature.key, l.c_in, l.c_out).energy_mj for l in layers]
     if results[0].energy_mj is not None and all(v is not None for v in dense_mj):
         record["rest_mj"] = results[0].energy_mj - sum(dense_mj)
