@@ -507,9 +507,14 @@ class _Run:
         return quantize_int8(model, few, method=self.req.calibration, reduce_range=self.int8_7bit)
 
     def _backend_options(self) -> dict[str, Any]:
-        if self.req.backend == "tvm":
-            return {"int8": self.req.quantize == "int8", "tuning_trials": self.req.tuning_trials}
-        return {}
+        return self._tvm_options() if self.req.backend == "tvm" else {}
+
+    def _tvm_options(self) -> dict[str, Any]:
+        options = {"int8": self.req.quantize == "int8", "tuning_trials": self.req.tuning_trials}
+        if self.spec.kind == "rpc":
+            # MetaSchedule's candidates are timed where the artifact will run: the pool's device
+            options["tuning_rpc"] = f"{self.spec.host}:{self.spec.port}/{self.spec.key}"
+        return options
 
     def _fit_plan(self, scores, st):
         """The plan for the budget, closed on the device: candidates are built as they ship and
@@ -648,7 +653,7 @@ class _Run:
             return OrtBackend().compile(self.deployed.proto, target, self.staging, {"check": not int8})
         from .backends.tvm import TvmBackend
 
-        options = {"int8": int8, "check": not int8, "tuning_trials": self.req.tuning_trials}
+        options = {**self._tvm_options(), "check": not int8}
         return TvmBackend().compile(self.deployed.proto, target, self.staging / "tvm", options)
 
     def _kernels(self) -> dict[str, Any]:

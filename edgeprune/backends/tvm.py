@@ -29,7 +29,8 @@ from .verify import compare, random_inputs, reference_outputs
 LIBRARY_STEM = "model"
 KERNELS_FILE = "kernels.cl"
 
-_OPTIONS = {"tuning_trials", "tuning_trials_per_task", "tuning_strategy", "tuning_cache", "int8", "check", "atol"}
+_OPTIONS = {"tuning_trials", "tuning_trials_per_task", "tuning_strategy", "tuning_cache", "tuning_rpc", "int8",
+            "check", "atol"}
 
 
 class TvmBackend:
@@ -45,6 +46,9 @@ class TvmBackend:
         proto = as_proto(model)
         inputs, outputs = io_spec(proto)
         tdict = target_dict(target.tvm, int8=bool(options.get("int8")))
+        if tdict.get("kind") == "llvm":
+            # MetaSchedule sizes parallel loops by it: the threads the artifact runs with there
+            tdict.setdefault("num-cores", max(1, int(target.threads or 1)))
         try:
             tgt = tvm.target.Target(tdict)
         except Exception as e:
@@ -124,24 +128,39 @@ def import_onnx(proto: onnx.ModelProto):
 
 
 def _tune_cpu(mod, tgt, is_host: bool, options: Mapping[str, Any]):
-    """Fuse, tune what the database lacks (only where candidates can be timed: this host),
-    and apply every record the target's database holds."""
+    """Fuse, tune what the database lacks (only where candidates can be timed: on this host,
+    or on the device behind a TVM RPC tracker, `tuning_rpc` = HOST:PORT/KEY), and apply every
+    record the target's database holds."""
     from . import tvm_tuning
 
     cache = Path(options["tuning_cache"]) if options.get("tuning_cache") else None
     trials = int(options.get("tuning_trials", 0))
+    rpc = None if is_host or not options.get("tuning_rpc") else tvm_tuning.RpcTracker.parse(options["tuning_rpc"])
+    linker = linker_for(str(tgt.attrs.get("mtriple", "")) or None) if rpc else None
+    skipped = None
+    if trials > 0 and not is_host:
+        if rpc is None:
+            skipped = "candidates can only be timed on the device: compile for an rpc: target to tune there"
+        elif linker.fcompile is None or linker.format != "so":
+            skipped = f"candidates cannot be linked for the device here ({linker.reason})"
+            rpc = None
+    can_tune = is_host or rpc is not None
     note: dict[str, Any] = {"trials": 0, "database": str(tvm_tuning.database_dir(tgt, cache))}
-    if not (trials > 0 and is_host) and not tvm_tuning.has_records(tgt, cache):
+    if not (trials > 0 and can_tune) and not tvm_tuning.has_records(tgt, cache):
         note["untuned"] = "no tuning records for this target: TVM's default (slow) CPU lowering"
+        if skipped:
+            note["skipped"] = skipped
         return mod, note
     mod = tvm_tuning.prepare(mod, tgt)
-    config = tvm_tuning.TuningConfig(max_trials=trials if is_host else 0,
+    config = tvm_tuning.TuningConfig(max_trials=trials if can_tune else 0,
                                      max_trials_per_task=options.get("tuning_trials_per_task"),
                                      strategy=options.get("tuning_strategy", "evolutionary"),
-                                     cache_dir=cache)
+                                     cache_dir=cache, rpc=rpc, fcompile=linker.fcompile if rpc else None)
     note = tvm_tuning.tune(mod, tgt, config).to_json()  # with 0 trials: what the database covers
-    if trials > 0 and not is_host:
-        note["skipped"] = "candidates can only be timed on the device; tuning over RPC is not wired in"
+    if rpc is not None:
+        note["timed_on"] = f"rpc:{rpc.host}:{rpc.port}/{rpc.key}"
+    if skipped:
+        note["skipped"] = skipped
     return tvm_tuning.apply_database(mod, tgt, cache), note
 
 

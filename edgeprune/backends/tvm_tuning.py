@@ -67,6 +67,28 @@ class TuningConfig:
     flop_share: float = 0.99
     runner_timeout_s: float = 30.0
     seed: int = 0
+    # where candidates are timed: None for this host, else the device behind a TVM RPC
+    # tracker; fcompile links a candidate for that device (a cross compiler)
+    rpc: "RpcTracker | None" = None
+    fcompile: Any = None
+
+
+@dataclass(frozen=True)
+class RpcTracker:
+    """A device in a TVM RPC pool: MetaSchedule's candidates are uploaded to it and timed there."""
+    host: str
+    port: int
+    key: str
+    session_timeout_s: float = 300.0    # an emulated or slow board loads a candidate in seconds
+
+    @classmethod
+    def parse(cls, text: str) -> "RpcTracker":
+        """HOST:PORT/KEY, as an rpc: device is written."""
+        address, _, key = text.partition("/")
+        host, _, port = address.rpartition(":")
+        if not (host and port.isdigit() and key):
+            raise UsageError(f"tuning over RPC: '{text}' is not HOST:PORT/KEY")
+        return cls(host, int(port), key)
 
 
 @dataclass
@@ -147,21 +169,36 @@ def _tune_locked(mod, target, config: TuningConfig, db_path: Path, start: float)
         strategy = ms.search_strategy.ReplayTrace()
     else:
         raise UsageError(f"tuning strategy '{config.strategy}' is unknown (known: evolutionary, replay-trace)")
+    _unnamed_handlers_off()
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
         extracted_tasks=todo, work_dir=str(db_path / "logs"), strategy=strategy, seed=config.seed)
-    runner = ms.runner.LocalRunner(
-        timeout_sec=config.runner_timeout_s,
-        evaluator_config=ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50))
+    evaluator = ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50)
+    if config.rpc is None:
+        runner = ms.runner.LocalRunner(timeout_sec=config.runner_timeout_s, evaluator_config=evaluator)
+    else:
+        rpc = config.rpc
+        runner = ms.runner.RPCRunner(
+            rpc_config=ms.runner.RPCConfig(tracker_host=rpc.host, tracker_port=rpc.port, tracker_key=rpc.key,
+                                           session_timeout_sec=int(rpc.session_timeout_s)),
+            evaluator_config=evaluator, max_workers=1)
     with tempfile.TemporaryDirectory(prefix="edgeprune-ms-") as work_dir:
         ms.tune.tune_tasks(
             tasks=contexts, task_weights=weights, work_dir=work_dir,
             max_trials_global=config.max_trials, max_trials_per_task=per_task,
             num_trials_per_iter=config.num_trials_per_iter,
-            builder=InProcessBuilder(), runner=runner, database=database)
+            builder=InProcessBuilder(config.fcompile), runner=runner, database=database)
     report.tuned = [t.task_name for t in todo]
     report.trials = config.max_trials
     report.seconds = time.monotonic() - start
     return report
+
+
+def _unnamed_handlers_off() -> None:
+    """MetaSchedule re-configures its logger by handler *name* on every run (dictConfig), and
+    fails on a handler that has none, e.g. one a test harness attached after the first run."""
+    ms_log = logging.getLogger("tvm.s_tir.meta_schedule")
+    for handler in [h for h in ms_log.handlers if h.get_name() is None]:
+        ms_log.removeHandler(handler)
 
 
 def apply_database(mod: tvm.IRModule, target: tvm.target.Target, cache_dir: Path | None = None) -> tvm.IRModule:
@@ -224,19 +261,25 @@ def _cpu_tensor_intrinsics_only(target: tvm.target.Target) -> None:
 @derived_object
 class InProcessBuilder(PyBuilder):
     """Builds each candidate in this process and links it as a shared library in a temp dir
-    (the runner's worker loads it from there and deletes it)."""
+    (the runner's worker loads it from there, or uploads it to the device, and deletes it);
+    `fcompile` links for the device, this host's compiler when None."""
+
+    def __init__(self, fcompile=None):
+        super().__init__()
+        self.fcompile = fcompile
 
     def build(self, build_inputs: list[BuilderInput]) -> list[BuilderResult]:
         from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
         from tvm.support import cc
 
+        fcompile = self.fcompile or cc.create_shared
         results = []
         for inp in build_inputs:
             try:
                 mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(inp.mod)
                 lib = tvm.compile(mod, target=inp.target)
                 path = os.path.join(tempfile.mkdtemp(prefix="edgeprune-cand-"), "cand.so")
-                lib.export_library(path, fcompile=cc.create_shared)
+                lib.export_library(path, fcompile=fcompile)
                 results.append(BuilderResult(path, None))
             except Exception as e:  # a bad candidate is a failed trial, not a failed tuning run
                 results.append(BuilderResult(None, f"in-process build failed: {type(e).__name__}: {e}"))

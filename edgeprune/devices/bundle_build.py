@@ -52,7 +52,10 @@ WHEELS = ("numpy", "onnxruntime", "apache-tvm", "apache-tvm-ffi", "ml_dtypes", "
 # unneeded on a device, and the bulk of a Debian userland after the libraries
 PRUNED = ("dev", "proc", "sys", "run", "tmp", "var/cache", "var/log", "usr/share/doc", "usr/share/man",
           "usr/share/info", "usr/share/locale", "usr/share/lintian")
-EMULATION_RECIPE = 1
+EMULATION_RECIPE = 2
+# what an emulated board serving TVM RPC needs beyond the bundle (tvm.rpc.server hands its
+# sessions to a fresh Python through tvm.support.popen_pool, which pickles with it)
+EMULATION_WHEELS = ("cloudpickle",)
 MANIFEST = "edgeprune-bundle.json"
 
 
@@ -392,7 +395,8 @@ def ensure_emulation_root(cpuinfo: Path | None = None) -> Path:
     bundle = ensure_bundle("aarch64")
     cpuinfo = cpuinfo or locations.runtimes_dir() / "emulation" / "cpuinfo.aarch64"
     text = cpuinfo.read_text()
-    key = hashlib.sha256(json.dumps([EMULATION_RECIPE, bundle.name, text]).encode()).hexdigest()[:16]
+    extra = [f"{name}=={metadata.version(name)}" for name in EMULATION_WHEELS]
+    key = hashlib.sha256(json.dumps([EMULATION_RECIPE, bundle.name, text, extra]).encode()).hexdigest()[:16]
     folder = locations.cache_dir() / "emulation"
     done = folder / f"rootfs-{key}"
     if (done / ".edgeprune-complete").exists():
@@ -407,6 +411,7 @@ def ensure_emulation_root(cpuinfo: Path | None = None) -> Path:
         tmp = _fresh_tmp(folder, key)
         try:
             _link_tree(bundle, tmp)
+            install_wheels(tmp, extra, ARCHES["aarch64"], fetch_wheels(extra, ARCHES["aarch64"]))
             # /proc and /sys are not mounted in the chroot: these files are what it reads
             (tmp / "proc").mkdir()
             (tmp / "proc/cpuinfo").write_text(text)

@@ -12,6 +12,7 @@ Lost connections, a tracker that does not answer and a device that never frees u
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -105,11 +106,19 @@ class RpcDevice:
         libraries = {t.id: self._library(t) for t in tasks}  # compile before holding a device
         session = self._request()
         results = []
-        for task in tasks:
-            result = self._measure_one(session, task, *libraries[task.id])
-            results.append(result)
-            if on_result:
-                on_result(result)
+        loaded: dict[str, Any] = {}     # library name -> module, for this session
+        try:
+            for task in tasks:
+                result = self._measure_one(session, task, *libraries[task.id], loaded)
+                results.append(result)
+                if on_result:
+                    on_result(result)
+        finally:
+            # the board goes back to the pool only when the session object is freed, and the
+            # remote module and VM hold it in reference cycles: without this a compile that
+            # times on the board and then tunes there waits on its own session
+            del session, loaded
+            gc.collect()
         return results
 
     # ------------------------------------------------------------------ steps
@@ -169,15 +178,19 @@ class RpcDevice:
         artifact = Artifact.load(folder, "tvm")
         return artifact.path("model"), {**artifact.run["options"], **task.options}
 
-    def _measure_one(self, session, task: BenchTask, library: Path, options: dict) -> TaskResult:
+    def _measure_one(self, session, task: BenchTask, library: Path, options: dict,
+                     loaded: dict[str, Any]) -> TaskResult:
         from tvm import relax
 
         try:
-            # a unique name per library: a second file loaded under a reused name would
-            # overwrite a shared object the server still has mapped
+            # a unique name per library, uploaded and loaded once per session: a file written
+            # again under a name the server has mapped (a task timed in several passes) would
+            # change a loaded shared object under it (the server crashed in dlsym)
             name = f"{file_sha256(library)[:20]}{library.suffix}"
-            session.upload(str(library), target=name)
-            module = session.load_module(name)
+            if name not in loaded:
+                session.upload(str(library), target=name)
+                loaded[name] = session.load_module(name)
+            module = loaded[name]
             if task.threads > 0:
                 # as the LUT asks (1 thread per entry): the server's pool otherwise uses every core
                 session.get_function("runtime.config_threadpool")(0, int(task.threads))

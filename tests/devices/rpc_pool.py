@@ -1,8 +1,11 @@
 """A TVM RPC device pool on loopback for tests: a real `python -m tvm.exec.rpc_tracker` and
-one `python -m tvm.exec.rpc_server --tracker ... --key ...` registered with it."""
+one `python -m tvm.exec.rpc_server --tracker ... --key ...` registered with it: this host's,
+or an emulated aarch64 board's (runtimes/emulation/rpc_board.sh)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -12,12 +15,14 @@ from pathlib import Path
 from tests.devices.sshd_server import free_port
 
 START_TIMEOUT_S = 240  # importing tvm twice on a busy 2-core machine is slow
+RPC_BOARD = Path(__file__).resolve().parents[2] / "runtimes" / "emulation" / "rpc_board.sh"
 
 
 class RpcPool:
-    def __init__(self, folder: Path, key: str = "testpool"):
+    def __init__(self, folder: Path, key: str = "testpool", emulated: bool = False):
         self.dir = Path(folder)
         self.key = key
+        self.emulated = emulated
         self.port = 0
         self.procs: list[subprocess.Popen] = []
 
@@ -25,9 +30,11 @@ class RpcPool:
     def spec(self) -> str:
         return f"rpc:127.0.0.1:{self.port}/{self.key}"
 
-    def _start(self, name: str, args: list[str]) -> subprocess.Popen:
+    def _start(self, name: str, argv: list[str]) -> subprocess.Popen:
         log = open(self.dir / f"{name}.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", *args], stdout=log, stderr=subprocess.STDOUT)
+        # a group of its own: the server's session workers go down with it
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "PYTHON": sys.executable})
         self.procs.append(proc)
         return proc
 
@@ -35,16 +42,21 @@ class RpcPool:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         deadline = time.monotonic() + START_TIMEOUT_S
-        tracker = self._start("tracker", ["tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port", str(self.port),
+        tracker = self._start("tracker", [sys.executable, "-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1",
+                                          "--port", str(self.port),
                                           "--port-end", str(self.port + 1), "--silent"])
         # the server gives up on a tracker that is not listening within a minute: wait first
         while not self._listening():
             self._check(tracker, deadline, "tracker")
             time.sleep(0.2)
         server_port = free_port()
-        server = self._start("server", ["tvm.exec.rpc_server", "--tracker", f"127.0.0.1:{self.port}",
-                                        "--key", self.key, "--host", "127.0.0.1", "--port", str(server_port),
-                                        "--port-end", str(server_port + 50)])
+        if self.emulated:
+            server = self._start("server", ["bash", str(RPC_BOARD), f"127.0.0.1:{self.port}", self.key,
+                                            str(server_port)])
+        else:
+            server = self._start("server", [sys.executable, "-m", "tvm.exec.rpc_server", "--tracker",
+                                            f"127.0.0.1:{self.port}", "--key", self.key, "--host", "127.0.0.1",
+                                            "--port", str(server_port), "--port-end", str(server_port + 50)])
         from edgeprune.devices.rpc import tracker_queue
 
         while self.key not in tracker_queue("127.0.0.1", self.port):
@@ -79,11 +91,11 @@ class RpcPool:
     def stop(self) -> None:
         for proc in reversed(self.procs):
             if proc.poll() is None:
-                proc.terminate()
+                os.killpg(proc.pid, signal.SIGTERM)
                 try:
                     proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
-                    proc.kill()
+                    os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
         self.procs = []
 
