@@ -32,25 +32,8 @@ def board(tmp_path_factory):
     ensure_host_tools()
     folder = tmp_path_factory.mktemp("board")
     with RpcPool(folder, key="emulated-aarch64", emulated=True) as pool:
-        profile = folder / "board.toml"
-        profile.write_text(f'''
-name = "emulated-board"
-description = "an emulated aarch64 board in a loopback TVM RPC pool"
-[reach]
-kind = "rpc"
-address = "{pool.spec}"
-[cpu]
-arch = "aarch64"
-cores = 2
-[runtimes.tvm]
-target = {{ kind = "llvm", mtriple = "aarch64-linux-gnu", mattr = ["+neon"] }}
-[measure]
-channel_step = 4
-threads = 1
-warmup = 1
-repeats = 3
-min_seconds = 0.0
-''')
+        profile = pool.profile(folder / "board.toml", arch="aarch64",
+                               target='{ kind = "llvm", mtriple = "aarch64-linux-gnu", mattr = ["+neon"] }')
         yield pool, load_profile_file(profile), folder
 
 

@@ -64,6 +64,28 @@ class RpcPool:
             time.sleep(0.5)
         return self
 
+    def profile(self, path: Path, *, arch: str = "x86_64", target: str = '{ kind = "llvm" }') -> Path:
+        """A device profile for the pool, with a fixed channel step and short timings."""
+        Path(path).write_text(f'''
+name = "{self.key}"
+description = "a loopback TVM RPC pool"
+[reach]
+kind = "rpc"
+address = "{self.spec}"
+[cpu]
+arch = "{arch}"
+cores = 2
+[runtimes.tvm]
+target = {target}
+[measure]
+channel_step = 4
+threads = 1
+warmup = 1
+repeats = 3
+min_seconds = 0.0
+''')
+        return Path(path)
+
     def wait_free(self, timeout_s: float = 30.0) -> None:
         """Until the pool's device is idle again: a server re-registers with the tracker a
         moment after a session on it ends, so a test right after another sees it busy."""

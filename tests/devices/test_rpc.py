@@ -48,25 +48,7 @@ def test_tasks_run_on_a_device_requested_from_the_tracker(pool, tmp_path):
 
 def test_profile_measures_lut_entries_through_the_tracker(pool, tmp_path, capsys):
     model, lut = micro_onnx(tmp_path), tmp_path / "lut.json"
-    profile = tmp_path / "pool.toml"
-    profile.write_text(f'''
-name = "testpool"
-description = "a loopback TVM RPC pool"
-[reach]
-kind = "rpc"
-address = "{pool.spec}"
-[cpu]
-arch = "x86_64"
-cores = 2
-[runtimes.tvm]
-target = {{ kind = "llvm" }}
-[measure]
-channel_step = 4
-threads = 1
-warmup = 1
-repeats = 3
-min_seconds = 0.0
-''')
+    profile = pool.profile(tmp_path / "pool.toml")
     assert main(["profile", "--device", str(profile), "--backend", "tvm", "--model", str(model), "-o", str(lut)]) == 0
     table = load_lut(lut)
     assert table.header["backend"] == "tvm" and table.entries
