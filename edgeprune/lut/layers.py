@@ -14,6 +14,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import UsageError
+from ..frontend.links import Links
 from ..frontend.shapes import declared_dims
 
 # Activations ONNX Runtime fuses into Conv/Gemm (FusedConv, FusedGemm, NCHWc conv).
@@ -97,12 +98,8 @@ def model_layers(model) -> list[Layer]:
     g = proto.graph
     inits = {t.name: t for t in g.initializer}
     shapes = _shapes(proto)
-    consumers: dict[str, list] = {}
-    for n in g.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
-    graph_outputs = {o.name for o in g.output}
-    producers = {o: n for n in g.node for o in n.output}
+    links = Links(g)
+    consumers, producers, graph_outputs = links.consumers, links.producers, links.graph_outputs
     layers = []
     for node in g.node:
         if node.op_type == "Conv":

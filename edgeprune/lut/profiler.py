@@ -19,6 +19,7 @@ from typing import Callable
 
 from ..devices.base import BenchTask, Device, TaskResult
 from ..errors import DeviceError
+from ..frontend.links import Links
 from .layers import Layer, Signature, model_layers
 from .microbench import micro_model_file
 from .predict import structure_key
@@ -137,11 +138,8 @@ def frozen_axes(model, layers: list[Layer]) -> dict[str, tuple[bool, bool]]:
     proto = getattr(model, "proto", model)
     g = proto.graph
     layer_nodes = {l.node for l in layers}
-    producers = {o: n for n in g.node for o in n.output}
-    consumers: dict[str, list] = {}
-    for n in g.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
+    links = Links(g)
+    producers, consumers = links.producers, links.consumers
     inits = {t.name for t in g.initializer}
     graph_in = {i.name for i in g.input} - inits
     graph_out = {o.name for o in g.output}
