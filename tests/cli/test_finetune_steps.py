@@ -49,7 +49,9 @@ def _args(trained, out, *extra):
 @pytest.fixture(scope="module")
 def finetuned(trained, tmp_path_factory):
     out = tmp_path_factory.mktemp("ft") / "out"
-    assert main(_args(trained, out, "--finetune-steps", "150")) == 0
+    # Taylor's plan leaves recovery more to restore than refit's (which can reach 100% agreement
+    # on this model): something for the distillation to do, whatever the default importance
+    assert main(_args(trained, out, "--finetune-steps", "150", "--criterion", "taylor")) == 0
     return out
 
 
