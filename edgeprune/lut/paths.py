@@ -40,8 +40,17 @@ def default_lut_path(spec: DeviceSpec, backend: str, folder: Path | None = None)
     return locations.lut_file(name)
 
 
-def runtime_tag(spec: DeviceSpec, backend: str) -> str:
-    from .session import spec_runtime
+def spec_runtime(spec: DeviceSpec, backend: str):
+    """The runtime configuration (backends.runtime.RuntimeConfig) artifacts for `spec` run
+    under: the one its LUT entries are measured under and its file name carries."""
+    from ..backends.base import TargetSpec
+    from ..backends.runtime import runtime_config
+    from ..devices.profile import load_profile
 
+    return runtime_config(TargetSpec.from_profile(spec.profile if spec.profile is not None
+                                                  else load_profile("host")), backend)
+
+
+def runtime_tag(spec: DeviceSpec, backend: str) -> str:
     key = spec_runtime(spec, backend).key()
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]

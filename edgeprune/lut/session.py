@@ -11,10 +11,10 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ..backends.runtime import RuntimeConfig, runtime_config
+from ..backends.runtime import RuntimeConfig
 from ..devices.profile import DeviceSpec, parse_device
 from ..errors import UsageError
-from .paths import default_lut_path
+from .paths import default_lut_path, spec_runtime  # noqa: F401 (importers read it here)
 from .profiler import Settings, measure_channel_step
 from .reference import measure_nominal
 from .table import Lut, LutWriter, load_lut
@@ -54,14 +54,6 @@ def device_runtime(device, backend: str) -> RuntimeConfig:
     """The runtime configuration artifacts for this device run under (backends/runtime.py):
     the one its LUT entries and dense references are timed in."""
     return spec_runtime(device_spec(device), backend)
-
-
-def spec_runtime(spec: DeviceSpec, backend: str) -> RuntimeConfig:
-    from ..backends.base import TargetSpec
-    from ..devices.profile import load_profile
-
-    return runtime_config(TargetSpec.from_profile(spec.profile if spec.profile is not None
-                                                  else load_profile("host")), backend)
 
 
 def lut_header(device, backend: str, channel_step: int, step_sweep: dict | None = None,
