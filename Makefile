@@ -36,7 +36,7 @@ demo: setup
 # Two workers (CI has two cores); a test file stays on one worker, so its module fixtures
 # (LUTs, compiled artifacts) are built once. Files marked `serial` (compiles that must meet a
 # measured budget) run afterwards alone: a second process moves their timings (tests/conftest.py).
-PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider
+PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 test: setup
 	$(PYTEST) -n 2 --dist loadfile -m "not serial"; a=$$?; $(PYTEST) -m serial; b=$$?; \
 	  test $$a -eq 0 -a $$b -eq 0

@@ -40,8 +40,21 @@ SERIAL_FILES = {
 }
 
 
+# The longest files of the two-worker part, started first: pytest-xdist hands out files in
+# collection order, and a two-minute file picked up last would keep one worker busy while the
+# other sits idle (longest first keeps the two workers' totals close).
+LONGEST_FILES = (
+    "tests/devices/test_emulated_phone.py",
+    "tests/backends/test_tvm_rpc_tuning.py",
+    "tests/devices/test_bundle_build.py",
+    "tests/backends/test_emulation.py",
+)
+
+
 def pytest_collection_modifyitems(config, items):
     root = config.rootpath
     for item in items:
         if item.path.relative_to(root).as_posix() in SERIAL_FILES:
             item.add_marker(pytest.mark.serial)
+    first = {name: i for i, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: first.get(item.path.relative_to(root).as_posix(), len(first)))

@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 
 from ..errors import UsageError
+from ..frontend.links import Links
 
 Calib = Mapping[str, np.ndarray]
 
@@ -72,7 +73,7 @@ def split_batches(calib: Calib, batch: int) -> Iterator[dict[str, np.ndarray]]:
 def truncate(proto: onnx.ModelProto, outputs: Sequence[str]) -> onnx.ModelProto:
     """A copy keeping only the nodes `outputs` depend on, with `outputs` as graph outputs."""
     g = proto.graph
-    producer = {o: n for n in g.node for o in n.output}
+    producer = Links(g).producers
     known = {t.name for t in g.initializer} | {i.name for i in g.input}
     for name in outputs:
         if name not in producer and name not in known:

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 import numpy as np
 import onnx
 
+from ..frontend.links import Links
 from .probe import Calib
 
 
@@ -72,7 +73,7 @@ class Frontier:
                 yield [p[0] for p in parts]
             return
         inits = {t.name: t for t in g.initializer}
-        producer = {o: n for n in g.node for o in n.output if o}
+        producer = Links(g).producers
         needed: dict[str, onnx.NodeProto] = {}
         stack, seen = list(names), set()
         while stack:

@@ -24,7 +24,7 @@ from tests.devices.rpc_pool import RpcPool
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(emulation_available() is not None, reason=str(emulation_available()))]
-TRIALS = 4
+TRIALS = 2
 
 
 @pytest.fixture(scope="module")
