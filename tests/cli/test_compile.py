@@ -31,7 +31,7 @@ def test_compile_writes_every_file_the_contract_lists(compiled):
     lat = m["latency_ms"]
     # the budget is a fraction of the dense model measured as it ships, and the closed loop
     # held the shipped artifact to it (within the 5% the loop allows)
-    assert lat["target_ms"] == pytest.approx(0.6 * lat["dense_measured"])
+    assert lat["target_ms"] == pytest.approx(0.7 * lat["dense_measured"])
     assert lat["closed_loop"]["measured_ms"] <= 1.05 * lat["target_ms"]
     assert lat["measured_median"] > 0 and lat["measured_p90"] >= lat["measured_median"]
     assert m["macs"]["after"] < m["macs"]["before"] and m["params"]["after"] < m["params"]["before"]
@@ -49,7 +49,7 @@ def test_the_pruned_model_runs_and_matches_the_artifact(compiled, setup):
 
 def test_report_states_budget_predicted_measured_and_the_plan(compiled):
     text = (compiled / "report.md").read_text()
-    assert "0.6x" in text and "predicted" in text and "measured" in text
+    assert "0.7x" in text and "predicted" in text and "measured" in text
     assert "## Plan per layer" in text and "## Fidelity against the dense model" in text
     assert "top-1 agreement" in text
 
@@ -67,7 +67,7 @@ def test_a_gate_just_below_the_measured_value_exits_4_naming_gate_and_value(comp
     m = json.loads((compiled / "manifest.json").read_text())
     size_mb = (compiled / "model.opt.onnx").stat().st_size / 1e6
     out = tmp_path / "gated"
-    rc = main(setup.args(out, "--budget", "0.6x", "--max-size", f"{size_mb * 0.999:.6f}"))
+    rc = main(setup.args(out, "--budget", "0.7x", "--max-size", f"{size_mb * 0.999:.6f}"))
     err = capsys.readouterr().err
     assert rc == 4
     # the same command ships the same plan (its planning limit is kept in the LUT)
@@ -82,7 +82,7 @@ def test_a_gate_just_below_the_measured_value_exits_4_naming_gate_and_value(comp
 @pytest.mark.slow
 def test_gates_that_hold_exit_0_and_are_recorded(compiled, setup, tmp_path):
     out = tmp_path / "ok"
-    assert main(setup.args(out, "--budget", "0.6x", "--max-size", "100", "--max-latency", "1000",
+    assert main(setup.args(out, "--budget", "0.7x", "--max-size", "100", "--max-latency", "1000",
                            "--min-fidelity", "0", "--max-energy", "1000")) == 0
     gates = json.loads((out / "manifest.json").read_text())["gates"]
     assert set(gates) == {"max_size", "max_latency", "min_fidelity", "max_energy"}
@@ -165,7 +165,7 @@ def test_without_data_only_data_free_criteria_run_and_the_report_says_so(setup, 
 @pytest.mark.slow
 def test_int8_writes_the_quantized_model_and_deploys_it(setup, tmp_path):
     out = tmp_path / "int8"
-    assert main(setup.args(out, "--budget", "0.6x", "--quantize", "int8")) == 0
+    assert main(setup.args(out, "--budget", "0.7x", "--quantize", "int8")) == 0
     m = json.loads((out / "manifest.json").read_text())
     assert (out / "model.int8.onnx").is_file() and "model.int8.onnx" in m["files"]
     ops = {n.op_type for n in onnx.load(out / "model.int8.onnx").graph.node}

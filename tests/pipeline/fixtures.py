@@ -70,7 +70,7 @@ def compiled(setup, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.getbasetemp() / "edgeprune-compiled" / "out"
     if not (out / "manifest.json").is_file():
-        assert main(setup.args(out, "--budget", "0.6x")) == 0
+        assert main(setup.args(out, "--budget", "0.7x")) == 0
     return out
 
 
