@@ -115,7 +115,7 @@ def check_request(req: CompileRequest) -> CompileRequest:
         raise UsageError("--min-fidelity needs --data: top-1 agreement on random inputs means nothing")
     if req.tuning_trials < 0:
         raise UsageError(f"--tuning-trials must be >= 0, got {req.tuning_trials}")
-    from .recover.distill import check_steps
+    from .distill import check_steps
 
     finetune_steps = check_steps(req.finetune_steps)
     if finetune_steps and not has_data:
@@ -443,7 +443,7 @@ class _Run:
 
     @stage("finetune", "fine-tune ({req.finetune_steps} distillation steps from the dense model)")
     def finetune_weights(self, st: StageHandle) -> None:
-        from .recover.distill import DistillOptions, distill
+        from .distill import DistillOptions, distill
 
         if not self.plan.keep:
             st.note("skipped: the dense model ships")

@@ -28,6 +28,8 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("graph", {"graph"}),
     ("rewrite, recover", {"rewrite", "recover"}),
     ("importance, quantize, fidelity", {"importance", "quantize", "fidelity"}),
+    # distillation trains the pruned ONNX graph through importance's TorchGraph, scored by fidelity
+    ("distill", {"distill"}),
     ("backends", {"backends"}),
     ("devices", {"devices"}),
     ("lut", {"lut"}),
@@ -44,13 +46,7 @@ TOP = LAYERS[-1][0]
 # the entry goes when the cycle does).
 KNOWN_CYCLES: set[frozenset[str]] = set()
 # Imports that go up a layer, known and owned elsewhere; each must still exist.
-KNOWN_UPWARD = {
-    # fine-tuning trains the ONNX graph through importance's TorchGraph and scores it with
-    # fidelity, while importance and fidelity use recover's helpers (single_threaded_torch,
-    # layer kinds, probes): recover and importance import each other as packages
-    ("edgeprune.recover.distill", "edgeprune.importance.torch_graph"),
-    ("edgeprune.recover.distill", "edgeprune.fidelity"),
-}
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 
 
 def modules() -> dict[str, Path]:

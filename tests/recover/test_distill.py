@@ -13,7 +13,7 @@ from edgeprune.fidelity import outputs
 from edgeprune.graph import analyze
 from edgeprune.importance import compute
 from edgeprune.recover import recover
-from edgeprune.recover.distill import DistillOptions, check_steps, distill, trainable
+from edgeprune.distill import DistillOptions, check_steps, distill, trainable
 from edgeprune.rewrite import prune, ratio_keep
 from edgeprune.zoo.digits import train_digits_cnn
 from tests.helpers import export

@@ -31,8 +31,8 @@ from onnx import numpy_helper
 from ..errors import UsageError
 from ..frontend.load import Model
 from ..outputs import CLASSES, kind_of
-from .finetune import distillation_loss
-from .recover import single_threaded_torch
+from ..recover.finetune import distillation_loss
+from ..recover.recover import single_threaded_torch
 
 # (op type, input positions) whose float initializers are trained
 TRAINED_INPUTS = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (1, 2), "MatMul": (0, 1),
