@@ -38,7 +38,6 @@ _FEATURE_MATTR = {"asimd": "+neon", "asimddp": "+dotprod", "i8mm": "+i8mm", "fph
 @dataclass
 class Detected:
     arch: str
-    android: bool
     model: str
     cores: int
     features: set[str] = field(default_factory=set)
@@ -88,7 +87,7 @@ def parse(text: str) -> Detected:
             max_khz[int(m.group(1))] = int(m.group(2))
     model = next((v for v in (s.get("model") or []) if v), "") or hardware or arch
     soc = next((v for v in (s.get("soc") or []) if v), "")
-    return Detected(arch=arch, android=bool(abi), model=f"{model} ({soc})" if soc else model,
+    return Detected(arch=arch, model=f"{model} ({soc})" if soc else model,
                     cores=max(processors, len(max_khz), 1), features=features, max_khz=max_khz,
                     gpu=(s.get("gpu") or [None])[0])
 

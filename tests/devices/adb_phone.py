@@ -82,5 +82,10 @@ class Phone:
         return Counter(json.loads(line.split("\t", 1)[1])["id"] for line in lines)
 
     def adb_calls(self) -> list[list[str]]:
-        log = self.folder / "adb-calls.log"
-        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        return adb_calls(self.folder)
+
+
+def adb_calls(folder: Path) -> list[list[str]]:
+    """Every command the stand-in adb was given for the phone in `folder`, in order."""
+    log = Path(folder) / "adb-calls.log"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []

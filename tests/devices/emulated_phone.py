@@ -19,7 +19,7 @@ from pathlib import Path
 from edgeprune import locations
 from edgeprune.backends.emulation import emulation_available, ensure_host_tools
 from edgeprune.devices.bundle_build import _fresh_tmp, _locked, mmdebstrap_mode, SUITE
-from tests.devices.adb_phone import FAKE_ADB, SERIAL
+from tests.devices.adb_phone import FAKE_ADB, SERIAL, adb_calls
 
 BINFMT = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
 CPUINFO = "".join(f"processor\t: {i}\nBogoMIPS\t: 52.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 "
@@ -136,6 +136,4 @@ class EmulatedPhone:
         return found
 
     def adb_calls(self) -> list[list[str]]:
-        import json
-        log = self.folder / "adb-calls.log"
-        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        return adb_calls(self.folder)

@@ -12,7 +12,6 @@ the staircase under qemu measures qemu, and the other test worker shares these c
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from pathlib import Path
 
