@@ -390,7 +390,7 @@ class _Run:
         # an int8 artifact is priced on int8 entries (QDQ micro-models), found in the
         # quantized dense model's layers; its node names are the fp32 model's
         model = self.source.model
-        priced = self._quantize_for_timing(model) if self.req.quantize == "int8" else model
+        self.priced = priced = self._quantize_for_timing(model) if self.req.quantize == "int8" else model
         self.costs = latency_costs(priced, self.req, st)
 
     @stage("importance", "importance ({req.criterion})")
@@ -531,9 +531,13 @@ class _Run:
         req, analysis, budget = self.req, self.analysis, self.budget
 
         def plan_at(limit):
-            return plan_channels(analysis, scores, self.costs.cost_model,
-                                 Budget(latency_ms=limit, energy_mj=budget.energy_mj),
-                                 device=req.target, criterion=req.criterion)
+            def planned():
+                return plan_channels(analysis, scores, self.costs.cost_model,
+                                     Budget(latency_ms=limit, energy_mj=budget.energy_mj),
+                                     device=req.target, criterion=req.criterion)
+            result = planned()
+            # priced again once the transferred entries it landed on are measured
+            return planned() if self._refine_where_planned(result, st) else result
 
         def candidate_of(result):
             return prune(self.source.model, analysis, result.plan.keep) if result.plan.keep else self.source.model
@@ -558,6 +562,23 @@ class _Run:
                     "rest_ms": 0.0, "limit_ms": fit.limit_ms,
                     "name": f"{self.source.model.name}: planning limit that ships {target_ms:.6f} ms"})
             return fit
+
+    def _refine_where_planned(self, result, st) -> bool:
+        """A LUT transferred from another device (lut/transfer.py) measured where this plan
+        lands (lut/refine.py); True when the costs were re-read."""
+        from .lut.refine import refined_model
+        from .plan.costs import LutCostModel
+
+        if self.not_measurable is not None:
+            return False
+        channels = self.analysis.layer_channels({g.id: g.kept for g in result.plan.groups})
+        refined = refined_model(self.costs.latency_model, self.priced, channels, self.spec, self.req.backend)
+        if refined is None:
+            return False
+        lm, how = refined
+        st.note(f"{how.measured} transferred LUT entries measured where the plan lands")
+        self.costs = Costs(lm, LutCostModel(lm), {**self.costs.info, "entries": len(lm.lut.entries)})
+        return True
 
     def _fit_record_key(self, target_ms: float) -> str:
         """Where the planning limit that met this target is kept in the LUT: per model

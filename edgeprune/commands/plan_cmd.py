@@ -70,9 +70,29 @@ def command(model, input_shape, weights, device_spec, budgets, criterion, data, 
         result = _measured(planner, run, budget, m, analysis, spec, backend)
     else:
         result = planner.run(budget, **run)
+        refined = _refine_where_planned(lm, m, analysis, result, spec, backend)
+        if refined is not None:   # priced again on what the device measured where it landed
+            cost = LutCostModel(refined)
+            result = Planner(analysis, scores, cost, step, min_channels).run(budget, **run)
     save_plan(result.plan, out)
     _summary(result, cost)
     click.echo(f"wrote {out}")
+
+
+def _refine_where_planned(lm, model, analysis, result, spec, backend):
+    """The latency model re-read after measuring the transferred LUT entries (lut/transfer.py)
+    the plan lands on; None when it rests on none, or the device cannot be measured."""
+    from ..lut.refine import refined_model
+    from ..shipped import measurable
+
+    if measurable(spec) is not None:
+        return None
+    channels = analysis.layer_channels({g.id: g.kept for g in result.plan.groups})
+    refined = refined_model(lm, model, channels, spec, backend)
+    if refined is None:
+        return None
+    click.echo(f"{refined[1].measured} transferred LUT entries measured where the plan lands", err=True)
+    return refined[0]
 
 
 def _measured(planner, run, budget, model, analysis, spec, backend):

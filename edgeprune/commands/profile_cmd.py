@@ -1,7 +1,9 @@
-"""`edgeprune profile --device DEVICE [--backend ort|tvm] [--model MODEL ...] [-o LUT] [--resume]`."""
+"""`edgeprune profile --device DEVICE [--backend ort|tvm] [--model MODEL ...] [-o LUT] [--resume]
+[--transfer-from LUT [--anchors N]]`."""
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +15,7 @@ from ..errors import UsageError
 from ..lut.profiler import Profiler
 from ..lut.session import BACKENDS, open_writer, profile_settings
 from ..lut.table import load_lut
+from ..lut.transfer import DEFAULT_ANCHORS, check_source, transfer_lut
 from .common import device_option, open_model
 
 
@@ -28,21 +31,49 @@ from .common import device_option, open_model
                    "EDGEPRUNE_CACHE_DIR moves it).")
 @click.option("--resume", is_flag=True,
               help="Keep every entry already in the LUT and measure only what is missing.")
-def command(device_spec, backend, models, input_shape, weights, output, resume):
+@click.option("--transfer-from", "transfer_from", default=None, metavar="LUT",
+              help="Start this device's LUT from another device's LUT (same backend): a few anchor "
+                   "entries are measured here and the rest scaled, marked transferred.")
+@click.option("--anchors", type=int, default=None,
+              help=f"With --transfer-from: entries measured here to fit the scale (default {DEFAULT_ANCHORS}).")
+def command(device_spec, backend, models, input_shape, weights, output, resume, transfer_from, anchors):
     """Measure the latency (and energy where a sensor exists) lookup table on a device.
 
     Without --resume every entry the models need is measured again and merged into the LUT
-    as a new run; with --resume an interrupted run continues without re-measuring."""
+    as a new run; with --resume an interrupted run continues without re-measuring. With
+    --transfer-from the LUT starts from another device's; --model then measures only what the
+    transferred LUT lacks, and the model's whole-model terms."""
     if output is not None and not output.endswith(".json"):
         raise UsageError(f"-o {output}: a LUT is a .json file")
     if output is not None and Path(output).exists():
         load_lut(output)  # a corrupt or foreign LUT is refused before any work starts
+    if anchors is not None and transfer_from is None:
+        raise UsageError("--anchors: only with --transfer-from")
+    if transfer_from is not None:
+        anchors = DEFAULT_ANCHORS if anchors is None else anchors
+        if anchors < 2:
+            raise UsageError(f"--anchors {anchors}: at least 2 (a size and a ratio)")
+        check_source(transfer_from, backend)
     loaded = [(spec, open_model(spec, input_shape, weights).model) for spec in models]
     device = open_device(device_spec)
     try:
-        _profile(device, backend, loaded, output, resume)
+        if transfer_from is not None:
+            output = str(_transfer(device, backend, transfer_from, output, anchors))
+            resume = True   # the transferred entries are what the models reuse
+        if loaded or transfer_from is None:
+            _profile(device, backend, loaded, output, resume)
     finally:
         device.close()
+
+
+def _transfer(device, backend, source, output, anchors) -> Path:
+    t = transfer_lut(source, device, backend, output, anchors)
+    fit = t.fit
+    loo = f", anchors left out predicted within {fit.loo_error:.1%} (median)" if fit.loo_error is not None else ""
+    click.echo(f"{t.path}: {t.transferred} entries transferred from {t.source} "
+               f"(marked transferred), {t.anchors} anchors measured ({t.seconds:.0f} s); "
+               f"new/old = {math.exp(fit.a):.3f} at the anchors' centre, slope {fit.b:+.3f} in log time{loo}")
+    return t.path
 
 
 def _profile(device, backend, loaded, output, resume):

@@ -44,6 +44,8 @@ profiler.py    what to measure (coarse grid, adaptive refinement), measured thro
 reference.py   the reference layer timed beside each task, and the nominal speed entries keep
 calibrate.py   the whole-model scale and rest terms
 predict.py     LatencyModel, RooflineModel, structure_key
+transfer.py    a new device's LUT from another device's: anchors measured, the rest scaled
+refine.py      transferred entries measured where plans land
 session.py     opening a device's LUT (path, header, measured channel step, settings)
 paths.py       default LUT locations (user cache, seeded from LUTs shipped in profiles/luts/)
 api.py         latency_model()

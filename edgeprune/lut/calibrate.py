@@ -36,6 +36,10 @@ def calibrate_model(profiler, model, layers: list[Layer], name: str) -> dict:
             variants.append((f"keep{keep:g}", keep, *pruned))
     lm = LatencyModel(lut, layers, rest_ms=0.0)
     profiler.ensure([p for _, _, _, ch in variants[1:] for p in lm.missing(ch)])
+    # the terms are fitted against what this device measures: values transferred from another
+    # device (transfer.py) are measured where the variants land
+    lm = LatencyModel(profiler.writer.lut, layers, rest_ms=0.0)
+    profiler.ensure([p for _, _, _, ch in variants for p in lm.transferred(ch)], measured=True)
 
     tasks = [profiler.whole_model_task(proto, f"{name}-{tag}") for tag, _, proto, _ in variants]
     timed = profiler.time_whole_models(tasks)

@@ -30,6 +30,14 @@ class Axis:
         # knots for interpolation: aligned values, plus the ends (the dense count may be unaligned)
         self.knots = sorted({v for v in self.values if v % step == 0} | {self.values[0], self.values[-1]})
 
+    def landing(self, q: int) -> int:
+        """The count a query for q is answered at: q itself when measured or aligned, else the
+        next multiple of the step (the staircase)."""
+        if q in self.exact or q % self.step == 0:
+            return q
+        up = -(-q // self.step) * self.step
+        return up if up <= self.values[-1] else q
+
     def bracket(self, q: int) -> list[tuple[int, float]]:
         """[(knot, weight)] whose weighted sum answers q; raises KeyError when q is outside."""
         if q in self.exact:
@@ -85,6 +93,24 @@ class GridInterpolator:
             raise KeyError(c_out)
         return [((ci, co), wi * wo) for ci, wi in Axis(list(answering), self.step).bracket(c_in)
                 for co, wo in answering[ci]]
+
+    def points(self, c_in: int, c_out: int) -> list[tuple[int, int]]:
+        """The grid points whose values answer (c_in, c_out); raises LutMiss off the grid."""
+        if self.depthwise:
+            c_in = c_out
+        try:
+            return [point for point, _ in self._terms(c_in, c_out)]
+        except KeyError:
+            raise LutMiss(self.sig, c_in, c_out, [(c_in, c_out)]) from None
+
+    def landing(self, c_in: int, c_out: int) -> tuple[int, int]:
+        """The one point that would answer (c_in, c_out) on its own once measured: the query on
+        the staircase, as the interpolation rounds it."""
+        if self.depthwise:
+            c = self.diag.landing(c_out)
+            return c, c
+        cos = [co for row in self.rows.values() for co in row.values]
+        return Axis(list(self.rows), self.step).landing(c_in), Axis(cos, self.step).landing(c_out)
 
     def _lookup(self, c_in: int, c_out: int):
         if self.depthwise:

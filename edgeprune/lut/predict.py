@@ -155,6 +155,20 @@ class LatencyModel:
         return need
 
 
+    def transferred(self, channels: dict[str, tuple[int, int]] | None = None) -> list[tuple[Signature, int, int]]:
+        """Where a prediction for `channels` rests on values transferred from another device
+        (transfer.py): for each such layer, the one point that answers it once measured."""
+        need = []
+        for name, l in self.layers.items():
+            table = self.table(l.signature.key)
+            ci, co = self._channels(name, l, channels)
+            if any(self.lut.get(l.signature.key, *p).transferred for p in table.points(ci, co)):
+                point = (l.signature, *table.landing(ci, co))
+                if point not in need:
+                    need.append(point)
+        return need
+
+
 def _layer_estimate_mj(sig: Signature, c_in: int, c_out: int) -> float:
     return estimate_mj(sig.macs(c_in, c_out), sig.bytes_moved(c_in, c_out), sig.dtype)
 

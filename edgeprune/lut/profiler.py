@@ -195,11 +195,12 @@ class Profiler:
     def reused(self) -> int:
         return len(self._reused)
 
-    def _have(self, key, runs: int = 1) -> bool:
+    def _have(self, key, runs: int = 1, measured: bool = False) -> bool:
         e = self.writer.lut.get(*key)
         if e is None:
             return False
-        mine = [r for r in e.runs if not self.fresh or r.get("run") == self.run_id]
+        mine = [r for r in e.runs if (not self.fresh or r.get("run") == self.run_id)
+                and not (measured and r.get("transferred"))]
         return len(mine) >= runs
 
     # ------------------------------------------------------------- points
@@ -207,16 +208,16 @@ class Profiler:
         e = self.writer.lut.get(sig.key, c_in, c_out)
         return None if e is None else (e.median_ms, e.p90_ms)
 
-    def ensure(self, points: list[tuple[Signature, int, int]], runs: int = 1) -> None:
+    def ensure(self, points: list[tuple[Signature, int, int]], runs: int = 1, measured: bool = False) -> None:
         """Measure the points that have fewer than `runs` runs in the LUT (each saved the moment
-        it is measured)."""
+        it is measured); `measured`: values transferred from another device do not count."""
         todo, seen = [], set()
         for sig, ci, co in points:
             key = (sig.key, ci, co)
             if key in seen:
                 continue
             seen.add(key)
-            if not self._have(key, runs):
+            if not self._have(key, runs, measured):
                 todo.append((sig, ci, co))
             elif not any(r.get("run") == self.run_id for r in self.writer.lut.get(*key).runs):
                 self._reused.add(key)
@@ -297,7 +298,7 @@ class Profiler:
 
         key = structure_key(model)
         have = self.writer.lut.models.get(key)
-        current = have is not None and have.get("calibration_version") == VERSION
+        current = have is not None and have.get("calibration_version") == VERSION and not have.get("transferred")
         if current and (not self.fresh or have.get("run") == self.run_id):
             return have
         self.progress(0, 1)

@@ -7,6 +7,8 @@
                   "energy_mj", "energy_source", "runs": [...]}],   # measurements
      "models": {structure_key: {"name", "rest_ms", "dense_ms", ...}}}  # whole-model "rest" terms
 
+A run marked `"transferred": true` holds a value scaled from another device's LUT
+(transfer.py), not a timing: any measured run of the entry outranks it.
 Several runs of the same entry merge: each keeps its own record in `runs`. The entry's
 median and p90 are those of its fastest run (the lowest median), its count the sum: other
 load on the machine (a busy SMT sibling, a thrashed cache) only ever makes a run slower, so
@@ -49,6 +51,8 @@ _RUN = {
         "at": {"type": "string"},
         "run": {"type": "string"},
         "state": {"type": "object"},
+        # a value scaled from another device's LUT (transfer.py), not a timing on this one
+        "transferred": {"type": "boolean"},
     },
 }
 SCHEMA = {
@@ -110,7 +114,14 @@ class Entry:
 
     @property
     def best(self) -> dict:
-        return min(self.runs, key=lambda r: r["median_ms"])
+        # a timing on this device outranks any value transferred from another one
+        measured = [r for r in self.runs if not r.get("transferred")]
+        return min(measured or self.runs, key=lambda r: r["median_ms"])
+
+    @property
+    def transferred(self) -> bool:
+        """Whether the entry holds only values transferred from another device (transfer.py)."""
+        return all(r.get("transferred") for r in self.runs)
 
     @property
     def median_ms(self) -> float:
@@ -277,7 +288,8 @@ def _entries_plainly_valid(entries) -> bool:
                     and _count(r.get("count")) and _optional(r, "energy_mj", (int, float))
                     and (r.get("energy_mj") is None or r["energy_mj"] >= 0)
                     and _optional(r, "energy_source", str) and _optional(r, "at", str, nullable=False)
-                    and _optional(r, "run", str, nullable=False) and _optional(r, "state", dict, nullable=False)):
+                    and _optional(r, "run", str, nullable=False) and _optional(r, "state", dict, nullable=False)
+                    and isinstance(r.get("transferred", False), bool)):
                 return False
     return True
 
@@ -399,3 +411,7 @@ class LutWriter:
     def set_model(self, key: str, record: dict) -> None:
         self.lut.models[key] = record
         self._sync(lambda lut: lut.models.__setitem__(key, record))
+
+    def set_header(self, key: str, value) -> None:
+        self.lut.header[key] = value
+        self._sync(lambda lut: lut.header.__setitem__(key, value))
