@@ -12,6 +12,11 @@ from ..rewrite import prune
 from .common import check_output_path, data_options, device_option, load_data_option, model_options, open_model
 
 
+# a plan priced on a transferred LUT lands, its entries are measured, it is planned again:
+# a few rounds, since the new prices may move it onto other transferred entries
+REFINE_ROUNDS = 3
+
+
 @click.command("plan")
 @model_options
 @device_option()
@@ -70,9 +75,11 @@ def command(model, input_shape, weights, device_spec, budgets, criterion, data, 
         result = _measured(planner, run, budget, m, analysis, spec, backend)
     else:
         result = planner.run(budget, **run)
-        refined = _refine_where_planned(lm, m, analysis, result, spec, backend)
-        if refined is not None:   # priced again on what the device measured where it landed
-            cost = LutCostModel(refined)
+        for _ in range(REFINE_ROUNDS):
+            lm = _refine_where_planned(lm, m, analysis, result, spec, backend)
+            if lm is None:
+                break
+            cost = LutCostModel(lm)   # priced again on what the device measured where it landed
             result = Planner(analysis, scores, cost, step, min_channels).run(budget, **run)
     save_plan(result.plan, out)
     _summary(result, cost)

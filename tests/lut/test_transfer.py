@@ -7,14 +7,12 @@ import math
 import pytest
 
 from edgeprune.cli import main
-from edgeprune.devices.open import open_device
 from edgeprune.errors import UsageError
 from edgeprune.frontend.load import load_model
 from edgeprune.graph import analyze
 from edgeprune.lut.api import latency_model
 from edgeprune.lut.layers import Signature
 from edgeprune.lut.predict import LatencyModel
-from edgeprune.lut.refine import refine
 from edgeprune.lut.table import Entry, Lut, load_lut
 from edgeprune.lut.transfer import fit_scale, op_kind, pick_anchors
 from tests.host_profile import host_profile
@@ -92,26 +90,21 @@ def test_the_new_lut_is_the_new_devices_and_says_where_it_came_from(measured, tm
     assert record["transferred"] and "calibration" not in record
 
 
-def test_refinement_measures_the_transferred_entries_a_plan_lands_on(measured, tmp_path):
+def test_a_plan_on_a_transferred_lut_is_priced_on_what_the_device_measured_where_it_lands(
+        measured, tmp_path, capsys):
     folder, model_path, profile, lut = measured
     source = other_device(lut, tmp_path / "other.json", 1.5)
-    assert transfer(profile, source, tmp_path / "new.json") == 0
-    model = load_model(model_path)
+    new = tmp_path / "new.json"
+    assert transfer(profile, source, new) == 0
+    assert main(["plan", str(model_path), "--device", str(profile), "--lut", str(new), "--budget", "0.7x",
+                 "-o", str(tmp_path / "plan.json")]) == 0
+    assert "transferred LUT entries measured where the plan lands" in capsys.readouterr().err
+    model, after = load_model(model_path), load_lut(new)
     analysis = analyze(model)
-    plan = analysis.layer_channels({g.id: max(16, g.channels // 2 // 16 * 16) for g in analysis.prunable()})
-    before = load_lut(tmp_path / "new.json")
-    lands = LatencyModel.for_model(before, model).transferred(plan)
-    assert lands
-    device = open_device(str(profile))
-    try:
-        refined = refine(model, [plan], device, "ort", tmp_path / "new.json")
-    finally:
-        device.close()
-    after = load_lut(tmp_path / "new.json")
-    assert refined.calibrated and not next(iter(after.models.values())).get("transferred")
-    for sig, ci, co in lands:
-        assert not after.get(sig.key, ci, co).transferred
-    assert LatencyModel.for_model(after, model).transferred(plan) == []
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    channels = analysis.layer_channels({g["id"]: g["kept"] for g in plan["groups"]})
+    assert LatencyModel.for_model(after, model).transferred(channels) == []
+    assert not next(iter(after.models.values())).get("transferred")   # whole-model terms measured here
     # only where plans land: the rest of the LUT stays transferred
     assert sum(e.transferred for e in after.entries.values()) > 0
 
