@@ -162,18 +162,26 @@ def quantize_int8(model: Model, calib: Calib, method: str = "minmax", per_channe
         reduce_range = saturating_int8(None)
     batch = next(iter(model.input_shapes.values()))[0] if model.input_shapes else 1
     folded = _at_least_opset_13(fold_bn(model.proto))
+    from .bias_correction import correct_bias as _correct, layer_inputs
+    from .calibrate import collect, streamed
+
+    # one streamed pass gives ORT's ranges and bias correction's input sums (calibrate.py)
+    seen = collect(folded, calib, method, percentile, layer_inputs(folded) if correct_bias else ()) \
+        if streamed(method) else None
     with tempfile.TemporaryDirectory(prefix="edgeprune-qdq-") as tmp, _quiet():
         out = Path(tmp) / "int8.onnx"
         src = Path(tmp) / "folded.onnx"
         # a path, not the proto: quantize_static moves a proto's weights to external data
         onnx.save(folded, str(src))
-        quantize_static(str(src), str(out), _Reader(calib, batch), quant_format=QuantFormat.QDQ,
+        reader, cached = _Reader(calib, batch), {}
+        if seen is not None:
+            reader, cached = None, {"calibration_cache_path": str(Path(tmp) / "ranges.json")}
+            seen.save_cache(method, Path(cached["calibration_cache_path"]))
+        quantize_static(str(src), str(out), reader, quant_format=QuantFormat.QDQ,
                         per_channel=per_channel, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=calibrate, reduce_range=reduce_range,
-                        extra_options=extra)
+                        extra_options=extra, **cached)
         proto = onnx.load(str(out))
     if correct_bias:
-        from .bias_correction import correct_bias as _correct
-
-        proto = _correct(proto, folded, calib)
+        proto = _correct(proto, folded, calib, *((seen.sums, seen.count) if seen is not None else ()))
     return model.replace(proto)

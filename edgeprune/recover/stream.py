@@ -91,8 +91,8 @@ class Frontier:
         read_later = {t for m in g.node[pos:] for t in m.input} | set(names)
         produced = [o for n in nodes for o in n.output if o]
         feeds = list(dict.fromkeys(t for n in nodes for t in n.input if t in self.cache))
-        sess = _session(self.proto, nodes, feeds, list(dict.fromkeys(list(names) + produced)), inits, self.b,
-                        self.threads, {k: self.cache[k] for k in feeds})
+        sess = segment_session(self.proto, nodes, feeds, list(dict.fromkeys(list(names) + produced)), inits,
+                               self.b, self.threads, {k: self.cache[k] for k in feeds})
         per_sample = sess.shapes
         for t in names:
             if t not in sess.float32:
@@ -148,10 +148,11 @@ class _Session:
             self.sess.run_with_iobinding(io)
 
 
-def _session(proto, nodes, feeds, outputs, inits, static_batch: int, threads: int,
-             arrays: Mapping[str, np.ndarray]) -> _Session:
+def segment_session(proto, nodes, feeds, outputs, inits, static_batch: int, threads: int,
+                    arrays: Mapping[str, np.ndarray], optimize: bool = True) -> _Session:
     """An ONNX Runtime session running `nodes` from `feeds` (static batch), with the
-    per-sample shapes of `outputs` found by running the first batch."""
+    per-sample shapes of `outputs` found by running the first batch. `optimize=False` runs
+    the graph as written (no fusions or layout changes), as ORT's calibrators do."""
     import onnxruntime as ort
 
     if not feeds:
@@ -168,6 +169,8 @@ def _session(proto, nodes, feeds, outputs, inits, static_batch: int, threads: in
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         so.intra_op_num_threads = threads
+    if not optimize:
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
     first = sess.run(outputs, {k: arrays[k][:static_batch] for k in feeds})
     out = _Session(sess, {o: tuple(f.shape[1:]) for o, f in zip(outputs, first)})
