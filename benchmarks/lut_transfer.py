@@ -7,13 +7,15 @@ Per model, in one run:
 
 - scratch: the new device's LUT measured from nothing (`profile`: sweep, grid, calibration);
 - transfer: the source LUT transferred with `--anchors N` anchors measured on the new device
-  (edgeprune/lut/transfer.py), nothing else measured;
+  (edgeprune/lut/transfer.py), nothing else measured (the source's whole-model terms, scaled);
+- transfer+terms: then the model's whole-model terms fitted on the new device against the
+  transferred entries (`profile --transfer-from OTHER --model M`: whole models timed, no entry);
 - refined: the transferred LUT refined where each plan lands (edgeprune/lut/refine.py): the
   configurations below taken one after another as plans, each priced after its own transferred
   entries (and, the first time, the model's whole-model terms) were measured.
 
 The plans are random pruned sub-networks drawn as benchmarks/lut_accuracy.py draws them
-(every prunable group keeps a random ratio in [0.2, 1], rounded to the new device's step),
+(every prunable group keeps a random ratio in [0.2, 1], rounded to both LUTs' steps),
 timed whole on the new device once (3 interleaved passes, the middle one), and every LUT's
 prediction is compared with that median, raw and at that LUT's nominal speed (the reference
 layer timed beside it). Device time is the wall time each LUT's measurements took here.
@@ -25,6 +27,7 @@ layer timed beside it). Device time is the wall time each LUT's measurements too
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import sys
@@ -40,6 +43,7 @@ from edgeprune import locations  # noqa: E402
 from edgeprune.devices.open import open_device  # noqa: E402
 from edgeprune.frontend.load import load_model, save_model  # noqa: E402
 from edgeprune.graph import analyze  # noqa: E402
+from edgeprune.lut.layers import model_layers  # noqa: E402
 from edgeprune.lut.predict import LatencyModel  # noqa: E402
 from edgeprune.lut.profiler import Profiler  # noqa: E402
 from edgeprune.lut.reference import normalized  # noqa: E402
@@ -106,7 +110,10 @@ def run_model(name, onnx_path, args, device, source_device, rng, folder: Path) -
           f"anchors left out predicted within {t.fit.loo_error:.1%} (median)")
 
     analysis = analyze(model)
-    plans = draw_plans(model, analysis, scratch.channel_step, args.configs, rng, folder)
+    # plans land on the steps of both LUTs (the host's sweep reads 8 or 16, FACTS.md): a plan
+    # on the transferred LUT is made in its step, and such a count is one of the scratch LUT's too
+    step = math.lcm(scratch.channel_step, transferred.channel_step)
+    plans = draw_plans(model, analysis, step, args.configs, rng, folder)
     # one set of timings that every LUT is compared against
     timer = Profiler(device, open_writer(device, "ort", folder / "scratch.json")[0], profile_settings(device, "ort"),
                      workdir=folder / "micro-timing")
@@ -114,7 +121,18 @@ def run_model(name, onnx_path, args, device, source_device, rng, folder: Path) -
     by_id = timer.time_whole_models(tasks)
     timed = [by_id[task.id] for task in tasks]
 
-    shutil.copy(t.path, folder / "refined.json")
+    # the model's whole-model terms fitted here against the transferred entries (what
+    # `profile --transfer-from OTHER --model M` does): whole-model timings, no entry measured
+    shutil.copy(t.path, folder / "terms.json")
+    t0 = time.monotonic()
+    writer = open_writer(device, "ort", folder / "terms.json")[0]
+    Profiler(device, writer, profile_settings(device, "ort"), workdir=folder / "micro-terms") \
+        .measure_rest(model, model_layers(model), name)
+    terms_s = time.monotonic() - t0
+    terms = load_lut(folder / "terms.json")
+    print(f"  whole-model terms fitted against the transferred entries in {terms_s:.0f} s")
+
+    shutil.copy(folder / "terms.json", folder / "refined.json")
     refined_s, refined_n, refined_pred = 0.0, 0, []
     for channels, _, _ in plans:
         t0 = time.monotonic()
@@ -131,12 +149,13 @@ def run_model(name, onnx_path, args, device, source_device, rng, folder: Path) -
     for label, lut, pred, seconds, entries in (
             ("scratch", scratch, None, scratch_s, scratch_n),
             ("transfer", transferred, None, transfer_s, t.anchors),
-            ("transfer+refined", refined, refined_pred, transfer_s + refined_s, t.anchors + refined_n)):
+            ("transfer+terms", terms, None, transfer_s + terms_s, t.anchors),
+            ("transfer+refined", refined, refined_pred, transfer_s + terms_s + refined_s, t.anchors + refined_n)):
         if pred is None:
             lm = LatencyModel.for_model(lut, model)
             pred = [lm.predict_ms(channels) for channels, _, _ in plans]
         rows.append((name, label, *errors(pred, timed, lut), seconds, entries))
-    print(f"  {'cfg':>4} {'kept':>5} {'measured':>9} {'scratch':>8} {'transfer':>9} {'refined':>8}")
+    print(f"  {'cfg':>4} {'kept':>5} {'measured':>9} {'scratch':>8} {'transfer':>8} {'+terms':>8} {'refined':>8}")
     for i, ((_, kept, _), r) in enumerate(zip(plans, timed)):
         print(f"  {i:>4} {kept:>5.2f} {r.median_ms:>9.3f} " + " ".join(
             f"{row[2][i]:>+8.1%}" for row in rows))

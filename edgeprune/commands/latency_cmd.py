@@ -36,13 +36,18 @@ def command(model, input_shape, weights, device_spec, backend, lut, measure, as_
            "predicted": {"latency_ms": pred.latency_ms, "energy_mj": pred.energy_mj,
                          "energy_source": pred.energy_source,
                          "latency_source": "estimated (roofline prior)" if pred.estimated else "LUT",
-                         "rest_ms": pred.rest_ms},
+                         "rest_ms": pred.rest_ms,
+                         # values scaled from another device's LUT (lut/transfer.py) it rests on
+                         "transferred_entries": 0 if lm.estimated else len(lm.transferred())},
            "measured": _measure(m, spec, backend) if measure else None}
     if as_json:
         echo_json(out)
         return
     p = out["predicted"]
     est = " [estimated: roofline prior from published peaks]" if pred.estimated else ""
+    if p["transferred_entries"]:
+        est = (f" [{p['transferred_entries']} LUT entries transferred from "
+               f"'{lm.lut.header['transferred_from']['device']}', not measured here]")
     click.echo(f"{model} on {device_spec} ({backend}):")
     click.echo(f"  predicted  {p['latency_ms']:9.3f} ms{est}   energy {p['energy_mj']:.3f} mJ "
                f"[{_energy_label(p['energy_source'])}]")

@@ -25,7 +25,7 @@ KEEPS = (0.3, 0.5, 0.75)   # the uniformly pruned variants timed beside the dens
 SCALE_RANGE = (0.5, 2.0)   # outside it, the fit is noise: fall back to the additive rest
 
 
-def calibrate_model(profiler, model, layers: list[Layer], name: str) -> dict:
+def calibrate_model(profiler, model, layers: list[Layer], name: str, measure_transferred: bool = False) -> dict:
     from .predict import LatencyModel
 
     lut = profiler.writer.lut
@@ -36,15 +36,17 @@ def calibrate_model(profiler, model, layers: list[Layer], name: str) -> dict:
             variants.append((f"keep{keep:g}", keep, *pruned))
     lm = LatencyModel(lut, layers, rest_ms=0.0)
     profiler.ensure([p for _, _, _, ch in variants[1:] for p in lm.missing(ch)])
-    # the terms are fitted against what this device measures: values transferred from another
-    # device (transfer.py) are measured where the variants land
     lm = LatencyModel(profiler.writer.lut, layers, rest_ms=0.0)
-    profiler.ensure([p for _, _, _, ch in variants for p in lm.transferred(ch)], measured=True)
+    if measure_transferred:
+        # fitted against what this device measures: values transferred from another device
+        # (transfer.py) are measured where the variants land
+        profiler.ensure([p for _, _, _, ch in variants for p in lm.transferred(ch)], measured=True)
+        lm = LatencyModel(profiler.writer.lut, layers, rest_ms=0.0)
+    transferred = any(lm.transferred(ch) for _, _, _, ch in variants)
 
     tasks = [profiler.whole_model_task(proto, f"{name}-{tag}") for tag, _, proto, _ in variants]
     timed = profiler.time_whole_models(tasks)
     results = [timed[t.id] for t in tasks]
-    lm = LatencyModel(profiler.writer.lut, layers, rest_ms=0.0)
     sums = np.array([lm.predict_ms(channels) for _, _, _, channels in variants])
     measured = np.array([profiler.normalized(r)[0] for r in results])
 
@@ -58,6 +60,8 @@ def calibrate_model(profiler, model, layers: list[Layer], name: str) -> dict:
               "layers_ms": float(sums[0]), "scale": scale, "rest_ms": rest,
               "calibration": [{"variant": tag, "keep": keep, "measured_ms": float(m), "layers_ms": float(s)}
                               for (tag, keep, _, _), m, s in zip(variants, measured, sums)]}
+    if transferred:
+        record["transferred"] = True   # fitted against transferred entries: they price it alike
     if results[0].reference_ms:
         # the figures above are at the LUT's nominal speed (reference.py); as timed, they were
         record["as_timed"] = [{"variant": tag, "median_ms": r.median_ms, "reference_ms": r.reference_ms}

@@ -292,17 +292,22 @@ class Profiler:
         self.measure_rest(model, layers, name)
         return layers
 
-    def measure_rest(self, model, layers: list[Layer], name: str) -> dict:
-        """The model's whole-model terms (see calibrate.py), measured once per structure."""
+    def measure_rest(self, model, layers: list[Layer], name: str, measure_transferred: bool = False) -> dict:
+        """The model's whole-model terms (see calibrate.py), measured once per structure.
+        `measure_transferred`: fitted against measured entries only (refine.py), never against
+        values transferred from another device (transfer.py)."""
         from .calibrate import VERSION, calibrate_model
 
         key = structure_key(model)
         have = self.writer.lut.models.get(key)
-        current = have is not None and have.get("calibration_version") == VERSION and not have.get("transferred")
+        # terms resting on transferred values: scaled from the source (no "run": never timed
+        # here) are measured again; fitted here against transferred entries, when asked to
+        current = have is not None and have.get("calibration_version") == VERSION and \
+            (not have.get("transferred") or (not measure_transferred and "run" in have))
         if current and (not self.fresh or have.get("run") == self.run_id):
             return have
         self.progress(0, 1)
-        record = calibrate_model(self, model, layers, name)
+        record = calibrate_model(self, model, layers, name, measure_transferred)
         record.update(at=_now(), run=self.run_id)
         self.writer.set_model(key, record)
         self.progress(1, 0)

@@ -50,7 +50,7 @@ def refine(model, plans: list[dict[str, tuple[int, int]] | None], device, backen
     record = writer.lut.models.get(structure_key(model))
     calibrate = record is None or bool(record.get("transferred"))
     if calibrate:
-        profiler.measure_rest(model, layers, getattr(model, "name", "model"))
+        profiler.measure_rest(model, layers, getattr(model, "name", "model"), measure_transferred=True)
     lm = LatencyModel(writer.lut, layers, 0.0)
     profiler.ensure([p for channels in plans for p in lm.transferred(channels)], measured=True)
     return Refined(writer.lut, profiler.measured, calibrate)

@@ -116,8 +116,11 @@ def test_profile_of_a_model_after_transfer_measures_only_what_the_lut_lacks(meas
     out = capsys.readouterr().out
     assert f"{ANCHORS} anchors measured" in out
     new = load_lut(tmp_path / "new.json")
-    assert any(e.transferred for e in new.entries.values())
-    assert not next(iter(new.models.values())).get("transferred")   # the model's terms measured here
+    assert sum(not e.transferred for e in new.entries.values()) == ANCHORS   # no entry measured but them
+    # the model's whole-model terms timed here, fitted against the transferred entries (so the
+    # first plan that lands measures them again, against measured ones)
+    (record,) = new.models.values()
+    assert record["transferred"] and len(record["calibration"]) == 4
 
 
 @pytest.mark.parametrize("case", ["missing", "corrupt", "backend", "anchors"])
