@@ -76,3 +76,29 @@ def test_pooled_marginals_are_monotone_and_keep_their_sum():
     assert (np.diff(out) >= 0).all()
     assert out.sum() == pytest.approx(v.sum())
     np.testing.assert_array_equal(_nondecreasing(np.sort(v)), np.sort(v))
+
+
+def test_walk_factors_rescale_marginals_up_to_each_checkpoint():
+    from edgeprune.importance.refit import _Walk
+
+    walk = _Walk(order=[3, 1, 0, 2], marginal=np.array([1.0, 1.0, 2.0, 2.0]), depths=[1, 3])
+    units = [[0], [1], [2], [3]]
+    plain = walk.scores(units)
+    scaled = walk.scores(units, np.array([4.0, 2.0]))
+    # unit 3 went first (factor 4), units 1 and 0 up to depth 3 (factor 2), unit 2 after the
+    # last checkpoint keeps the last factor; pooling then makes them non-decreasing
+    assert plain[[3, 1, 0, 2]] == pytest.approx([1.0, 1.0, 2.0, 2.0], rel=1e-6)
+    assert scaled[[3, 1, 0, 2]] == pytest.approx([3.0, 3.0, 4.0, 4.0], rel=1e-6)
+
+
+def test_coherent_errors_before_a_pooled_head_raise_the_price(twins):
+    """The conv group's consumer feeds a global average pool: the error its refit leaves has
+    the same sign at every position, which the per-element (diagonal) Fisher misses; the
+    coherence pass, on samples the Gram matrices did not see, prices it up, never down."""
+    model, analysis, data = twins
+    gid = _conv_group(analysis).id
+    diagonal = refit_scores(model, analysis, data, max_samples=32, coherence=False)
+    full = refit_scores(model, analysis, data, max_samples=32, coherence=True)
+    for g in analysis.prunable():
+        assert (full[g.id] >= diagonal[g.id] * (1 - 1e-9)).all()
+    assert full[gid].sum() > 2 * diagonal[gid].sum()
