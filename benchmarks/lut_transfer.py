@@ -7,8 +7,10 @@ Per model, in one run:
 
 - scratch: the new device's LUT measured from nothing (`profile`: sweep, grid, calibration);
 - transfer: the source LUT transferred with `--anchors N` anchors measured on the new device
-  (edgeprune/lut/transfer.py), nothing else measured (the source's whole-model terms, scaled);
-- transfer+terms: then the model's whole-model terms fitted on the new device against the
+  (edgeprune/lut/transfer.py), nothing else measured; priced with the source's whole-model
+  terms carried over (its scale, its rest scaled as an entry of the rest's time would be),
+  which transfer leaves behind: this row says why;
+- transfer+terms: the model's whole-model terms fitted on the new device against the
   transferred entries (`profile --transfer-from OTHER --model M`: whole models timed, no entry);
 - refined: the transferred LUT refined where each plan lands (edgeprune/lut/refine.py): the
   configurations below taken one after another as plans, each priced after its own transferred
@@ -44,13 +46,13 @@ from edgeprune.devices.open import open_device  # noqa: E402
 from edgeprune.frontend.load import load_model, save_model  # noqa: E402
 from edgeprune.graph import analyze  # noqa: E402
 from edgeprune.lut.layers import model_layers  # noqa: E402
-from edgeprune.lut.predict import LatencyModel  # noqa: E402
+from edgeprune.lut.predict import LatencyModel, structure_key  # noqa: E402
 from edgeprune.lut.profiler import Profiler  # noqa: E402
 from edgeprune.lut.reference import normalized  # noqa: E402
 from edgeprune.lut.refine import refine  # noqa: E402
 from edgeprune.lut.session import open_writer, profile_settings  # noqa: E402
 from edgeprune.lut.table import load_lut  # noqa: E402
-from edgeprune.lut.transfer import transfer_lut  # noqa: E402
+from edgeprune.lut.transfer import ScaleFit, transfer_lut  # noqa: E402
 from edgeprune.rewrite import prune  # noqa: E402
 
 from lut_accuracy import _shares, random_keep, subjects  # noqa: E402
@@ -85,6 +87,16 @@ def draw_plans(model, analysis, step: int, configs: int, rng, folder: Path):
         kept = sum(counts.values()) / sum(g.channels for g in analysis.prunable())
         plans.append((analysis.layer_channels(counts), kept, path))
     return plans
+
+
+def carried_over(source, transferred, model) -> LatencyModel:
+    """The transferred entries priced with the source's whole-model terms."""
+    record = source.models[structure_key(model)]
+    fit = transferred.header["transferred_from"]["fit"]
+    fit = ScaleFit(**{**fit, "x_range": tuple(fit["x_range"])})
+    rest = record["rest_ms"]
+    rest *= fit.ratio(rest) if rest > 0 else math.exp(fit.a)
+    return LatencyModel(transferred, model_layers(model), rest_ms=rest, scale=record.get("scale", 1.0))
 
 
 def errors(predicted, timed, lut) -> tuple[list[float], list[float]]:
@@ -152,7 +164,8 @@ def run_model(name, onnx_path, args, device, source_device, rng, folder: Path) -
             ("transfer+terms", terms, None, transfer_s + terms_s, t.anchors),
             ("transfer+refined", refined, refined_pred, transfer_s + terms_s + refined_s, t.anchors + refined_n)):
         if pred is None:
-            lm = LatencyModel.for_model(lut, model)
+            lm = carried_over(load_lut(folder / "source.json"), lut, model) if label == "transfer" \
+                else LatencyModel.for_model(lut, model)
             pred = [lm.predict_ms(channels) for channels, _, _ in plans]
         rows.append((name, label, *errors(pred, timed, lut), seconds, entries))
     print(f"  {'cfg':>4} {'kept':>5} {'measured':>9} {'scratch':>8} {'transfer':>8} {'+terms':>8} {'refined':>8}")

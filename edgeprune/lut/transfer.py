@@ -10,7 +10,11 @@ function of the old time with a per-op-kind offset,
 because a ratio is not one number: moving from two threads to one, for instance, leaves a
 tiny layer's time alone (its cost is per call) and doubles a large one's. Every other entry
 of the source is then written into the new LUT scaled by that fit, with its run marked
-`transferred`; the whole-model terms of the source's models come along too, marked the same.
+`transferred`. The whole-model terms of the source's models stay behind: how a runtime runs a
+whole model beside its layers alone is what differs most between configurations (measured: a
+source at two threads on a loaded 2-core host had a rest term of 34 ms of 51; carried over, its
+predictions were 60-600% off, benchmarks/RESULTS.md). They are timed on the new device when a
+model is profiled (calibrate.py, against the transferred entries: no entry measured).
 The new LUT carries the new device's header and runtime configuration (so it prices only that
 device, as a measured one does) and records under `transferred_from` where it came from and
 the fit. Transferred values are replaced by measurements where plans land (refine.py).
@@ -203,21 +207,7 @@ def _write_transferred(writer: LutWriter, source: Lut, fit: ScaleFit, run_id: st
                                               "count": e.count, "at": _now(), "run": run_id,
                                               "transferred": True})
             written += 1
-        for key, record in source.models.items():
-            if key in writer.lut.models or "calibration_version" not in record:
-                continue   # the compile's records of shipped artifacts are this device's to time
-            writer.set_model(key, _transferred_model(record, fit))
         for key, grid in source.grids.items():
             if key not in writer.lut.grids:
                 writer.set_grid(key, [tuple(p) for p in grid["points"]])
     return written
-
-
-def _transferred_model(record: dict, fit: ScaleFit) -> dict:
-    """A model's whole-model terms: the in-model scale as it was, the rest term scaled as an
-    entry of its time would be (at the fit's centre when the rest is not positive). Its
-    timings stay behind: they were the other device's."""
-    rest = record["rest_ms"]
-    return {"name": record.get("name", "model"), "calibration_version": record["calibration_version"],
-            "scale": record.get("scale", 1.0), "rest_ms": rest * (fit.ratio(rest) if rest > 0 else math.exp(fit.a)),
-            "transferred": True, "at": _now()}
