@@ -13,7 +13,12 @@ of 3 interleaved passes); errors are printed against that median and
 against it at the LUT's nominal speed (the reference layer timed beside it, reference.py),
 which is what the LUT's entries and whole-model terms are kept at.
 
-    .venv/bin/python benchmarks/lut_accuracy.py --fresh [--configs 30] [--archs 5]
+With `--retest` every pruned model is timed a second time, the same way, after all of its
+model's configurations were timed once, and the second median at nominal speed is compared
+with the first: how far this machine lets a whole-model measurement be trusted, i.e. the
+floor under any prediction's error, printed beside it.
+
+    .venv/bin/python benchmarks/lut_accuracy.py --fresh [--configs 30] [--archs 5] [--retest]
         [--models resnet18,mobilenetv2,efficientnet_lite0,random]
 """
 
@@ -63,7 +68,7 @@ def subjects(names: list[str], archs: int, tmp: Path):
             yield name, name, export_module(zoo.get(name), zoo.input_shape(name), tmp / f"{name}.onnx")
 
 
-def errors_of(device, settings, writer, name, model, configs, rng, tmp, profiler):
+def errors_of(device, settings, writer, name, model, configs, rng, tmp, profiler, retest=False):
     analysis = analyze(model)
     lm = LatencyModel.for_model(writer.lut, model)
     step = writer.lut.channel_step
@@ -76,17 +81,23 @@ def errors_of(device, settings, writer, name, model, configs, rng, tmp, profiler
         rows.append((i, lm.predict_ms(analysis.layer_channels(counts)), kept))
         tasks.append(profiler.model_file_task(path, f"{name}-{i}"))
     measured = profiler.time_whole_models(tasks)
+    again = profiler.time_whole_models(tasks) if retest else None
     print(f"\n{name}: scale {lm.scale:.3f}, rest {lm.rest_ms:+.2f} ms; dense predicted {lm.predict_ms():.2f} ms")
     print(f"{'cfg':>4} {'kept':>6} {'predicted ms':>13} {'measured ms':>12} {'error':>7} {'at nominal ms':>14} {'error':>7}")
-    errors, nominal_errors = [], []
+    errors, nominal_errors, retest_errors = [], [], []
     for i, predicted, kept in rows:
         r = measured[f"model|{name}-{i}"]
         at_nominal = profiler.normalized(r)[0]
         errors.append(predicted / r.median_ms - 1)
         nominal_errors.append(predicted / at_nominal - 1)
-        print(f"{i:>4} {kept:>6.2f} {predicted:>13.3f} {r.median_ms:>12.3f} {errors[-1]:>+7.1%} "
-              f"{at_nominal:>14.3f} {nominal_errors[-1]:>+7.1%}")
-    return errors, nominal_errors
+        line = (f"{i:>4} {kept:>6.2f} {predicted:>13.3f} {r.median_ms:>12.3f} {errors[-1]:>+7.1%} "
+                f"{at_nominal:>14.3f} {nominal_errors[-1]:>+7.1%}")
+        if again is not None:
+            second = profiler.normalized(again[f"model|{name}-{i}"])[0]
+            retest_errors.append(second / at_nominal - 1)
+            line += f"  retest {second:.3f} ({retest_errors[-1]:+.1%})"
+        print(line)
+    return errors, nominal_errors, retest_errors
 
 
 def main() -> int:
@@ -97,6 +108,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fresh", action="store_true", help="build the LUT from nothing in a temporary file")
     ap.add_argument("--lut", default=None, help="LUT file (default: the host's LUT in the user cache)")
+    ap.add_argument("--retest", action="store_true",
+                    help="time every pruned model twice and print how far the two measurements agree")
     args = ap.parse_args()
 
     device = open_device("host")
@@ -119,10 +132,13 @@ def main() -> int:
             built = time.monotonic() - t0
             print(f"\n{name}: LUT build {built:.0f} s ({profiler.measured} entries measured, "
                   f"{profiler.reused} shared with earlier models)")
-            errs, nominal = errors_of(device, settings, writer, name, model, args.configs, rng, tmp, profiler)
-            r = rows.setdefault(row, {"errors": [], "nominal": [], "build_s": 0.0, "measured": 0, "models": 0})
+            errs, nominal, retest = errors_of(device, settings, writer, name, model, args.configs, rng, tmp,
+                                              profiler, args.retest)
+            r = rows.setdefault(row, {"errors": [], "nominal": [], "retest": [], "build_s": 0.0, "measured": 0,
+                                      "models": 0})
             r["errors"] += errs
             r["nominal"] += nominal
+            r["retest"] += retest
             r["build_s"] += built
             r["measured"] += profiler.measured
             r["models"] += 1
@@ -132,10 +148,11 @@ def main() -> int:
     print("(the reference layer timed beside it, reference.py); LUT build: entries and calibration this model added.")
     # one header line (starting "model", saying "within"): benchmarks/peers.py copies from it on
     print(f"{'model':<14}{'models':>6}{'configs':>8}  {'measured: within ±10%  ±5%  mean|e|  max|e|':<44}"
-          f"{'at nominal: within ±10%  ±5%  mean|e|  max|e|':<47}{'entries':>7}{'build s':>9}")
+          f"{'at nominal: within ±10%  ±5%  mean|e|  max|e|':<47}{'entries':>7}{'build s':>9}"
+          + (f"  {'retest at nominal: within ±10%  ±5%  mean|e|  max|e|'}" if args.retest else ""))
     for row, r in rows.items():
         print(f"{row:<14}{r['models']:>6}{len(r['errors']):>8}  {_shares(r['errors']):<44}{_shares(r['nominal']):<47}"
-              f"{r['measured']:>7}{r['build_s']:>9.0f}")
+              f"{r['measured']:>7}{r['build_s']:>9.0f}" + (f"  {_shares(r['retest'])}" if r["retest"] else ""))
     return 0
 
 
