@@ -29,29 +29,44 @@ class Fit:
     not_measured: str | None = None         # why the budget is a prediction only
     limit_ms: float | None = None           # the planning limit of the plan that ships
     ships_dense: bool = False               # the plan keeps every channel and ships untransformed
+    whole: tuple[float, float] | None = None   # (predicted, measured) whole model as it ships: round 1's scale
 
     def to_json(self) -> dict[str, Any]:
         return {"target_ms": self.target_ms, "dense_measured_ms": self.dense_ms,
-                "measured_ms": self.measured_ms, "rounds": self.rounds, "not_measured": self.not_measured}
+                "measured_ms": self.measured_ms, "rounds": self.rounds, "not_measured": self.not_measured,
+                "whole_model": None if self.whole is None else
+                {"predicted_ms": self.whole[0], "measured_ms": self.whole[1]}}
 
 
 def fit_plan(plan_at: Callable[[float | None], Any], budget, timer, dense_model, candidate_of: Callable[[Any], Any],
              dense_ms: float | None, device: str, note: Callable[[str], None] = lambda s: None,
              not_measured: str | None = None, start_ms: float | None = None,
-             dense_predicted_ms: float | None = None) -> Fit:
+             dense_predicted_ms: float | Callable[[], float] | None = None,
+             whole_ms: float | None = None) -> Fit:
     """`plan_at(limit_ms) -> PlanResult` (InfeasibleBudget when none fits); `candidate_of(result)`
     is the pruned model a plan ships; `timer` a ShippedTimer, or None when the target cannot be
     measured (`not_measured` says why; `dense_ms` is then the dense model's prediction).
     `dense_ms` is the dense model as it ships on the device (measured once and kept in the LUT,
     so the first plan, and the artifact when it lands in the band, are the same every run).
 
-    Round 1 plans at the target; a plan measured within -SHIP_TOL..+ACCEPT_TOL of it ships as
-    planned. Only a miss is corrected: the planning limit is scaled by target / measured (a few rounds), and
+    The loop reads the measurements as points (predicted, measured). The first is the whole
+    model as it ships: the dense model itself, or, when candidates ship transformed (int8),
+    `whole_ms`, that model measured on the dense reference's scale. Round 1 plans at the
+    target scaled by how far the LUT's prediction of the whole model is off (the LUT and the
+    dense reference may be timed at different speeds of a shared machine, and an int8 LUT's
+    whole-model term is fitted at one size); without that point, at the target. A plan
+    measured within -SHIP_TOL..+ACCEPT_TOL of the target ships as planned. A miss is corrected
+    (a few rounds) along the line through the points nearest the target: interpolated between
+    one above and one below it, else extrapolated from the nearest one with the slope to
+    another (or, when noise makes that slope implausible, with its ratio measured / predicted);
     the plan measured closest to the target from below is kept.
 
     `start_ms` is the limit an earlier compile of this model for this target shipped at (kept in
     the LUT): round 1 plans there, and its plan ships whenever it still meets the budget, so
     the same command gives the same artifact.
+
+    `dense_predicted_ms` (a number, or a function computing it only if needed) is the dense
+    model's prediction in the LUT's units, asked for when round 1 finds no plan at all.
 
     A pruned plan that measures no faster than the dense model (within SHIP_TOL) where the
     dense model meets the budget ships dense: its pruning buys no speed and costs fidelity."""
@@ -60,17 +75,32 @@ def fit_plan(plan_at: Callable[[float | None], Any], budget, timer, dense_model,
         return Fit(plan_at(limit), limit, None, None, not_measured=not_measured)
     note(f"dense model as it ships: {dense_ms:.3f} ms on {device}")
     dense_seen: list[float] = []
+    shipped_as_is = getattr(timer, "prepare", None) is None
+    built: dict[str, Any] = {}
 
-    def measure(result) -> float:
-        ms = timer.time({"dense": dense_model, "candidate": candidate_of(result)}, prepared={"dense": True})
+    def measure(result, again: bool = False) -> float:
+        # each artifact is built once: a second look re-times the same files
+        if "dense" not in built:
+            built["dense"] = timer.build(dense_model, prepared=True)
+        if not again:
+            built["candidate"] = timer.build(candidate_of(result))
+        ms = timer.time_artifacts(built)
         dense_seen.append(ms["dense"])
         # the machine's load drifts between rounds: judge the candidate by its ratio to the dense
         # model timed beside it, on the scale of the dense reference
         return ms["candidate"] / ms["dense"] * dense_ms
 
     target = limit
-    if start_ms is not None and target is not None:
+    points: list[tuple[float, float]] = []
+    whole = None
+    if target is not None and start_ms is not None:
         limit = start_ms
+    elif target is not None:
+        whole = _whole_point(plan_at, dense_ms if shipped_as_is else whole_ms, max(dense_ms, target))
+        if whole is not None:
+            points.append(whole)
+            limit = target * whole[0] / whole[1]
+            note(f"whole model as it ships: predicted {whole[0]:.3f} ms, measured {whole[1]:.3f} ms")
     tried, rounds = [], []
     for k in range(ROUNDS if target is not None else 1):
         try:
@@ -78,6 +108,8 @@ def fit_plan(plan_at: Callable[[float | None], Any], budget, timer, dense_model,
         except InfeasibleBudget as e:
             if not tried and target is None:
                 raise
+            if callable(dense_predicted_ms) and not tried and k == 0:
+                dense_predicted_ms = dense_predicted_ms()
             if not tried and k == 0 and dense_predicted_ms and limit < target * dense_predicted_ms / dense_ms:
                 # the LUT prices this model above what it measures (its layers alone sum to more
                 # than the whole): ask the planner in the LUT's units, the measurement judges
@@ -106,7 +138,7 @@ def fit_plan(plan_at: Callable[[float | None], Any], budget, timer, dense_model,
             break       # the corrected limit gives a plan already measured
         # a plan that keeps every channel ships the dense model, measured already (unless it
         # ships transformed, e.g. as int8)
-        dense = not result.plan.keep and getattr(timer, "prepare", None) is None
+        dense = not result.plan.keep and shipped_as_is
         if dense:
             ms = dense_ms
         else:
@@ -114,8 +146,9 @@ def fit_plan(plan_at: Callable[[float | None], Any], budget, timer, dense_model,
             if target is not None and ms > target * (1 + SHIP_TOL):
                 # a load spike on a shared machine only ever slows a run: look again before
                 # taking a miss for the plan's
-                ms = min(ms, measure(result))
+                ms = min(ms, measure(result, again=True))
         predicted = result.plan.predicted["latency_ms"]
+        points.append((predicted, ms))
         tried.append((result, ms))
         rounds.append({"limit_ms": limit, "predicted_ms": predicted, "measured_ms": ms,
                        "dense_beside_ms": None if dense else dense_seen[-1], "dense_plan": dense})
@@ -127,7 +160,7 @@ def fit_plan(plan_at: Callable[[float | None], Any], budget, timer, dense_model,
         low = float("inf") if k == 0 and start_ms is not None else SHIP_TOL
         if target is None or -low <= ms / target - 1 <= ACCEPT_TOL or (dense and ms <= target * (1 + SHIP_TOL)):
             break
-        limit *= target / ms
+        limit = _next_limit(points, target * (1 - (SHIP_TOL - ACCEPT_TOL) / 2), limit, ms)
     if target is None:
         result, ms = tried[0]
     else:
@@ -136,8 +169,7 @@ def fit_plan(plan_at: Callable[[float | None], Any], budget, timer, dense_model,
         under = [t for t in tried if t[1] <= target * (1 + ACCEPT_TOL)] or \
             [t for t in tried if t[1] <= target * (1 + SHIP_TOL)]
         result, ms = max(under, key=lambda t: t[1]) if under else min(tried, key=lambda t: t[1])
-        if ms > dense_ms * (1 - SHIP_TOL) and dense_ms <= target * (1 + SHIP_TOL) \
-                and getattr(timer, "prepare", None) is None:
+        if ms > dense_ms * (1 - SHIP_TOL) and dense_ms <= target * (1 + SHIP_TOL) and shipped_as_is:
             # pruning measured no faster than the dense model, which meets the budget: the
             # channels it removes buy nothing, so ship dense (and keep its fidelity)
             whole = plan_at(max(dense_ms, target) * 1e3)
@@ -150,9 +182,44 @@ def fit_plan(plan_at: Callable[[float | None], Any], budget, timer, dense_model,
                      "shipping the dense model")
     chosen = next(i for i, t in enumerate(tried) if t[0] is result)
     fit = Fit(result, target, dense_ms, ms, rounds, limit_ms=rounds[chosen]["limit_ms"],
-              ships_dense=bool(rounds[chosen].get("dense_plan")))
+              ships_dense=bool(rounds[chosen].get("dense_plan")), whole=whole)
     check_shippable(fit, budget, device)
     return fit
+
+
+def _whole_point(plan_at, measured_ms: float | None, dense_scale_ms: float) -> tuple[float, float] | None:
+    """(predicted, measured) of the plan that keeps every channel, when there is one and it
+    was measured."""
+    if measured_ms is None:
+        return None
+    try:
+        whole = plan_at(dense_scale_ms * 1e3)
+    except InfeasibleBudget:    # an energy budget the whole model exceeds
+        return None
+    predicted = whole.plan.predicted["latency_ms"]
+    return (predicted, measured_ms) if not whole.plan.keep and predicted > 0 else None
+
+
+def _next_limit(points: list[tuple[float, float]], aim: float, limit: float, ms: float) -> float:
+    """The planning limit whose plan should measure `aim`, from the (predicted, measured)
+    points so far; `limit` and `ms` are the last round's limit and measurement."""
+    above = [p for p in points if p[1] > aim]
+    below = [p for p in points if p[1] <= aim]
+    if above and below:
+        (pa, ma), (pb, mb) = min(above, key=lambda p: p[1]), max(below, key=lambda p: p[1])
+        return pb + (aim - mb) * (pa - pb) / (ma - mb)
+    near = sorted(points, key=lambda p: abs(p[1] - aim))
+    p1, m1 = near[0]
+    if p1 <= 0:
+        return limit * aim / ms
+    ratio = m1 / p1
+    # a slope from two plans whose predictions lie close together is mostly timing noise
+    apart = [p for p in near[1:] if abs(p[0] - p1) >= 0.1 * p1]
+    if apart:
+        slope = (m1 - apart[0][1]) / (p1 - apart[0][0])
+        if 0.5 * ratio <= slope <= 2 * ratio:
+            return p1 + (aim - m1) / slope
+    return p1 * aim / m1
 
 
 def check_shippable(fit: Fit, budget, device: str) -> None:

@@ -325,6 +325,7 @@ class _Run:
         self.sweep: list[dict[str, Any]] = []
         self.lut_writer = None    # the device's LUT, opened for writing while the plan is fitted
         self.finetune: dict[str, Any] | None = None   # the distillation stage's record, when it ran
+        self._last_outputs: tuple[Any, Any] = (None, None)   # (model, its outputs on the held-out samples)
 
     def steps(self) -> list[Callable[[], None]]:
         """The compile, in order. A new stage is one method below (decorated with `stage`
@@ -504,7 +505,9 @@ class _Run:
         from .quantize import quantize_int8
 
         few = {k: v[:TIMING_CALIB_SAMPLES] for k, v in self.data.calib.items()}
-        return quantize_int8(model, few, method=self.req.calibration, reduce_range=self.int8_7bit)
+        # nor on the biases: no bias correction
+        return quantize_int8(model, few, method=self.req.calibration, reduce_range=self.int8_7bit,
+                             correct_bias=False)
 
     def _backend_options(self) -> dict[str, Any]:
         return self._tvm_options() if self.req.backend == "tvm" else {}
@@ -550,13 +553,17 @@ class _Run:
                     prepare=self._quantize_for_timing if req.quantize == "int8" else None,
                     backend_options=self._backend_options()))
                 self.lut_writer = self._open_lut_writer(timer)
-            dense_ms = self._dense_reference(timer) if timer is not None else self._dense_predicted_ms()
+            dense_ms, whole_ms = self._dense_reference(timer) if timer is not None else \
+                (self._dense_predicted_ms(), None)
             target_ms = budget.limits(dense_ms)[0]
             record_key = self._fit_record_key(target_ms) if timer is not None and target_ms else None
             start = self._lut_record(record_key).get("limit_ms") if record_key else None
+            # the int8 dense prediction needs the fp32 entries too (a minute to measure from
+            # nothing): only asked for when round 1 finds no plan
             fit = fit_plan(plan_at, budget, timer, self.source.model, candidate_of, dense_ms,
                            req.target, note=st.note, not_measured=self.not_measurable, start_ms=start,
-                           dense_predicted_ms=self._dense_predicted_ms() if timer is not None else None)
+                           dense_predicted_ms=self._dense_predicted_ms if timer is not None else None,
+                           whole_ms=whole_ms)
             if record_key and self.lut_writer is not None and fit.limit_ms is not None and fit.limit_ms != start:
                 self.lut_writer.set_model(record_key, {
                     "rest_ms": 0.0, "limit_ms": fit.limit_ms,
@@ -600,21 +607,29 @@ class _Run:
         writer = self.lut_writer
         return dict(writer.lut.models.get(key) or {}) if writer is not None else {}
 
-    def _dense_reference(self, timer) -> float:
-        """The dense fp32 model as it ships on the device, in ms: measured once and kept in the
-        LUT (a whole-model record beside the layers, same runtime configuration), so every
-        compile of this model on this device plans against the same figure."""
+    def _dense_reference(self, timer) -> tuple[float, float | None]:
+        """The dense fp32 model as it ships on the device, in ms, and with int8 the whole
+        model quantized as it ships, timed beside it (the closed loop's first point, see
+        budget_fit.py): measured once and kept in the LUT (a whole-model record beside the
+        layers, same runtime configuration), so every compile of this model on this device
+        plans against the same figures."""
         from .lut.predict import structure_key
 
         key = f"{structure_key(self.source.model)}:shipped-dense"
         record = self._lut_record(key)
-        if record.get("dense_ms"):
-            return float(record["dense_ms"])
-        ms = timer.time({"dense": self.source.model}, prepared={"dense": True})["dense"]
+        int8 = self.req.quantize == "int8"
+        if record.get("dense_ms") and (not int8 or record.get("int8_ms")):
+            return float(record["dense_ms"]), record.get("int8_ms") if int8 else None
+        models = {"dense": self.source.model, **({"int8": self.priced} if int8 else {})}
+        ms = timer.time(models, prepared={name: True for name in models})
+        dense = float(record.get("dense_ms") or ms["dense"])
+        # a dense figure kept from an earlier compile stays: the int8 one goes on its scale
+        whole = ms["int8"] / ms["dense"] * dense if int8 else None
         if self.lut_writer is not None:
-            self.lut_writer.set_model(key, {"rest_ms": 0.0, "dense_ms": ms,
+            self.lut_writer.set_model(key, {**record, "rest_ms": 0.0, "dense_ms": dense,
+                                            **({"int8_ms": whole} if int8 else {}),
                                             "name": f"{self.source.model.name} (dense, built as it ships)"})
-        return ms
+        return dense, whole
 
     def _dense_predicted_ms(self) -> float:
         """The dense fp32 model's predicted latency (what an `x` budget is a fraction of when
@@ -661,7 +676,12 @@ class _Run:
 
     def _fidelity(self, stage: str, model) -> None:
         if self.data.calib is not None:
-            self.fidelity[stage] = fidelity_of(self.dense_out, model, self.data.evaluation)
+            from .fidelity import compare
+
+            out = self._outputs(model, self.data.evaluation)
+            self.fidelity[stage] = compare(self.dense_out, out).to_json()
+            # the model that ships is run on the same samples again by verify: kept for it
+            self._last_outputs = (model, out)
 
     def _compile(self):
         target = self.target_spec
@@ -694,8 +714,9 @@ class _Run:
         from .verify import check_artifact
 
         kind = "DATA (held-out samples)" if self.data.calib is not None else random_kind()
+        model, out = self._last_outputs
         checked = check_artifact(self.artifact, self.deployed, self.data.evaluation, self.req.target,
-                                 self.staging, kind)
+                                 self.staging, kind, reference=out if model is self.deployed else None)
         if self.data.calib is not None and checked.outputs is not None:
             self.fidelity["artifact"] = compare(self.dense_out, checked.outputs).to_json()
         return checked.info

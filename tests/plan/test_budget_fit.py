@@ -41,6 +41,12 @@ class Device:
         self.timed.append(width)
         return {"dense": DENSE_MS, "candidate": width / 10 * self.factor}
 
+    def build(self, model, prepared=False):
+        return model
+
+    def time_artifacts(self, artifacts):
+        return self.time(artifacts)
+
 
 def fit(budget: str, device: Device, **kw):
     return fit_plan(planner(kw.pop("reach_ms", 2.0)), parse_budget(budget), device, "dense",
@@ -136,8 +142,41 @@ def test_a_lut_that_prices_the_model_above_its_measurement_is_asked_in_its_own_u
             raise e
         return SimpleNamespace(plan=SimpleNamespace(keep={}, predicted={"latency_ms": 20.0}), width=100)
 
-    f = fit_plan(plan_at, parse_budget("1.0x"), Device(1.0), "dense", lambda r: r.width, DENSE_MS,
-                 "testdevice", dense_predicted_ms=2 * DENSE_MS)
-    assert f.ships_dense and f.measured_ms == DENSE_MS
+    # the whole model's prediction beside its measurement gives the units
+    f = fit_plan(plan_at, parse_budget("1.0x"), Device(1.0), "dense", lambda r: r.width, DENSE_MS, "testdevice")
+    assert f.ships_dense and f.measured_ms == DENSE_MS and f.rounds[0]["limit_ms"] == 2 * DENSE_MS
+    # a candidate that ships transformed (int8) and whose whole model was not measured: the
+    # dense prediction gives them, computed only once nothing is reachable
+    int8 = Device(1.0)
+    int8.prepare = lambda m: m
+    asked = []
+    f = fit_plan(plan_at, parse_budget("1.0x"), int8, "dense", lambda r: r.width, DENSE_MS, "testdevice",
+                 dense_predicted_ms=lambda: asked.append(1) or 2 * DENSE_MS)
+    assert asked == [1] and f.measured_ms == DENSE_MS and f.rounds[0]["limit_ms"] == 2 * DENSE_MS
     with pytest.raises(InfeasibleBudget, match="not reachable"):
-        fit_plan(plan_at, parse_budget("1.0x"), Device(1.0), "dense", lambda r: r.width, DENSE_MS, "testdevice")
+        fit_plan(plan_at, parse_budget("1.0x"), int8, "dense", lambda r: r.width, DENSE_MS, "testdevice")
+
+
+def test_an_int8_plan_starts_from_the_whole_int8_model_measured():
+    # the LUT prices int8 layers 30% fast; the whole int8 model measured says so, and the
+    # first plan already lands in the band
+    device = Device(1.3)
+    device.prepare = lambda m: m
+    f = fit_plan(planner(), parse_budget("0.5x"), device, "dense", lambda r: r.width, DENSE_MS, "testdevice",
+                 whole_ms=13.0)
+    assert len(f.rounds) == 1 and f.rounds[0]["limit_ms"] == pytest.approx(5.0 / 1.3)
+    assert 5.0 * 0.95 <= f.measured_ms <= 5.0 * 1.025
+
+
+def test_a_correction_moves_along_the_line_through_the_measured_points():
+    # measured = 2.5 ms + 0.75 x predicted: a ratio alone misses again, the line lands in the band
+    class Offset(Device):
+        def time(self, models, prepared=None):
+            self.timed.append(models["candidate"])
+            return {"dense": DENSE_MS, "candidate": 2.5 + 0.75 * models["candidate"] / 10}
+
+    device = Offset(1.0)
+    device.prepare = lambda m: m
+    f = fit_plan(planner(), parse_budget("0.5x"), device, "dense", lambda r: r.width, DENSE_MS, "testdevice",
+                 whole_ms=10.0)
+    assert len(f.rounds) == 2 and 5.0 * 0.95 <= f.measured_ms <= 5.0 * 1.025
