@@ -72,12 +72,16 @@ def main(argv=None):
     ap.add_argument("--choose-final", action="store_true",
                     help="time every knapsack candidate the fits planned in one interleaved batch and keep, per "
                          "budget, the one that batch measures closest to the budget from below")
+    ap.add_argument("--spread", default="",
+                    help="with --choose-final: also knapsack plans at the fit's last limit times these factors "
+                         "(comma separated, e.g. 0.92,0.96)")
     ap.add_argument("--uniform-keeps", default="",
                     help="also uniform plans at these keep fractions (comma separated), timed in the same batch: "
                          "the uniform curve each knapsack row is compared with at its own measured latency")
     args = ap.parse_args(argv)
     budgets = [float(b) for b in args.budgets.split(",")]
     criteria = [c for c in args.criteria.split(",") if c]
+    spread = [float(f) for f in args.spread.split(",") if f] if args.choose_final else []
     t0 = time.perf_counter()
 
     def log(msg):
@@ -112,6 +116,10 @@ def main(argv=None):
                         return r.plan.keep, r.plan.predicted["latency_ms"]
 
                     fit = fit_measured(plan_at, beside, b * dense_ms, rounds=args.fit_rounds)
+                    # one fit measurement is noisy (a few % on a loaded host): neighbours of the
+                    # last limit give the final batch something to choose from on both sides
+                    for f in spread:
+                        plan_at(fit.rounds[-1]["limit_ms"] * f)
                     finals[f"knapsack-{crit}@{b}"] = fit.candidate
                     info[f"knapsack-{crit}@{b}"] = f"{len(fit.rounds)} fits"
             if args.choose_final:

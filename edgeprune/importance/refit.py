@@ -31,6 +31,13 @@ marginal costs along that order, made non-decreasing (pool-adjacent-violators, s
 sum is kept), are the scores: the planner's value of keeping the best k channels is then
 the total minus the loss left after removing the rest.
 
+Those prices rest on a diagonal Fisher and an in-sample refit; both flatter a refit whose
+error is coherent (the same direction at every position, pooled by a head) or fit on rows
+that are not independent samples. So, at a few depths of each group's removal order, the
+refit's weight change is applied to calibration samples the Gram matrices did not see and
+its error weighed by the full Fisher there; the ratio of that to the price rescales the
+group's marginals (`_coherence`; about one more forward and backward pass over 64 samples).
+
 A group none of whose consumers can be refit (no Conv/Gemm/MatMul reads it) is scored by
 the Fisher estimate of zeroing it, ½ Σ g² a², in the same unit.
 """
