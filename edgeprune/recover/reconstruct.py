@@ -143,19 +143,24 @@ class Layer:
             xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3]))) if any(pads) else x
             flat = xp.reshape(n, c, -1)
             wp = xp.shape[3]
+            sample = np.arange(n)[:, None]
             oy, ox = idx // wout, idx % wout
             full = k == y.shape[2] * wout
             yf = y.reshape(n, y.shape[1], -1)
             if out_keep is not None:
                 yf = yf[:, out_keep]
             t = yf if full else np.take_along_axis(yf, idx[:, None, :], 2)            # (n, Cout, k)
+            if self.kind == DEPTHWISE or not (kh == kw == 1 and sh == sw == 1 and not any(pads) and full):
+                # positions as rows of channels: each tap gathers whole contiguous rows with an
+                # (n, k) index, where take_along_axis on (n, c, positions) built an (n, c, k) one
+                rows = np.ascontiguousarray(flat.transpose(0, 2, 1))                  # (n, HW, C)
             if self.kind == DEPTHWISE:
                 # (channels, samples, positions, taps): each channel is its own regression
                 patch = np.empty((c, n, k, kh * kw), dtype=x.dtype)
                 for i in range(kh):
                     for j in range(kw):
                         src = (oy * sh + i * dh) * wp + ox * sw + j * dw
-                        patch[:, :, :, i * kw + j] = np.take_along_axis(flat, src[:, None, :], 2).transpose(1, 0, 2)
+                        patch[:, :, :, i * kw + j] = rows[sample, src].transpose(2, 0, 1)
                 return patch.reshape(c, n * k, kh * kw), np.ascontiguousarray(t.transpose(1, 0, 2)).reshape(c, n * k, 1)
             if kh == kw == 1 and sh == sw == 1 and not any(pads) and full:
                 patch = flat.transpose(0, 2, 1)                                          # (n, k, C)
@@ -164,7 +169,7 @@ class Layer:
                 for i in range(kh):
                     for j in range(kw):
                         src = (oy * sh + i * dh) * wp + ox * sw + j * dw               # (n, k)
-                        patch[:, :, :, i * kw + j] = np.take_along_axis(flat, src[:, None, :], 2).transpose(0, 2, 1)
+                        patch[:, :, :, i * kw + j] = rows[sample, src]
             return (np.ascontiguousarray(patch).reshape(1, n * k, c * kh * kw),
                     np.ascontiguousarray(t.transpose(0, 2, 1)).reshape(1, n * k, -1))
         xs = x.reshape(n, -1, x.shape[-1])
