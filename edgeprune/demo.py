@@ -1,9 +1,10 @@
 """`make demo`: the main job on the default `host` target.
 
 Compiles the pretrained EfficientNet-Lite0 for this machine at half its dense latency with
-int8 — LUT entries the model needs measured on the spot (only the missing ones), Taylor
-importance, the latency-saliency knapsack, reconstruction, int8 QDQ, the ONNX Runtime
-artifact timed on this CPU — then prints where the report is and its headline figures.
+int8 — LUT entries the model needs measured on the spot (only the missing ones), refit
+importance (compile's default with DATA), the latency-saliency knapsack fitted on this CPU,
+reconstruction, int8 QDQ, the ONNX Runtime artifact timed on this CPU — then prints where the
+report is and its headline figures.
 
 DATA is natural-image views (crops, flips, rescalings of the pictures bundled with
 scikit-image and scikit-learn), normalised as the model expects: 256 of them are held out to
