@@ -27,6 +27,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from ..frontend.links import Links
 from .probe import Calib
@@ -138,7 +139,8 @@ class _Session:
 
     def run_into(self, outs, arrays, views, lo, hi):
         io = self.sess.io_binding()
-        b = self.b
+        # a segment whose ops treat samples independently takes a whole chunk in one run
+        b = hi - lo if self.any_batch else self.b
         for s in range(lo, hi, b):
             for k, a in arrays.items():
                 io.bind_cpu_input(k, a[s:s + b])
@@ -158,8 +160,10 @@ def segment_session(proto, nodes, feeds, outputs, inits, static_batch: int, thre
     if not feeds:
         raise ValueError("a segment with no inputs")
     used = {t for nd in nodes for t in nd.input if t}
+    any_batch = static_batch == 1 and all(_per_sample(nd, inits) for nd in nodes)
     ins = [onnx.helper.make_tensor_value_info(k, onnx.helper.np_dtype_to_tensor_dtype(arrays[k].dtype),
-                                              [static_batch] + list(arrays[k].shape[1:])) for k in feeds]
+                                              ["samples" if any_batch else static_batch] + list(arrays[k].shape[1:]))
+           for k in feeds]
     outs = [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.FLOAT, None) for o in outputs]
     graph = onnx.helper.make_graph(list(nodes), "segment", ins, outs, [inits[t] for t in used if t in inits])
     m = onnx.helper.make_model(graph, opset_imports=list(proto.opset_import))
@@ -175,8 +179,28 @@ def segment_session(proto, nodes, feeds, outputs, inits, static_batch: int, thre
     first = sess.run(outputs, {k: arrays[k][:static_batch] for k in feeds})
     out = _Session(sess, {o: tuple(f.shape[1:]) for o, f in zip(outputs, first)})
     out.float32 = {o for o, f in zip(outputs, first) if f.dtype == np.float32}
-    out.b = static_batch
+    out.b, out.any_batch = static_batch, any_batch
     return out
+
+
+# ops that compute each sample on its own whatever the batch (their constant inputs broadcast
+# over it), so a segment of them runs a chunk of samples at once: one ONNX Runtime call per
+# chunk instead of per sample, which on a 60-layer network was most of recovery's run time
+_PER_SAMPLE = {"Conv", "BatchNormalization", "Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid",
+               "HardSwish", "Tanh", "Add", "Sub", "Mul", "Div", "GlobalAveragePool", "GlobalMaxPool",
+               "AveragePool", "MaxPool", "Identity"}
+
+
+def _per_sample(node: onnx.NodeProto, inits) -> bool:
+    if node.op_type in _PER_SAMPLE:
+        return True
+    if node.op_type == "Pad":   # the batch axis unpadded, pads given as a constant
+        if len(node.input) < 2 or node.input[1] not in inits:
+            return False
+        pads = numpy_helper.to_array(inits[node.input[1]]).reshape(-1)
+        axes = len(node.input) > 3 and node.input[3]
+        return not axes and len(pads) >= 2 and pads[0] == 0 and pads[len(pads) // 2] == 0
+    return False
 
 
 def sample_positions(n: int, positions: int, per_sample: int, seed: Sequence[int]) -> np.ndarray:
