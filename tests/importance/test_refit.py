@@ -102,3 +102,13 @@ def test_coherent_errors_before_a_pooled_head_raise_the_price(twins):
     for g in analysis.prunable():
         assert (full[g.id] >= diagonal[g.id] * (1 - 1e-9)).all()
     assert full[gid].sum() > 2 * diagonal[gid].sum()
+
+
+def test_the_coherence_pass_measures_on_samples_the_gram_matrices_did_not_see():
+    from edgeprune.importance.refit import BATCH, COHERENCE_SAMPLES, _held_out
+
+    data = {"x0": np.arange(200)[:, None].astype(np.float32)}
+    assert _held_out(data, ["x0"], 128)["x0"][:, 0].tolist() == list(range(128, 128 + COHERENCE_SAMPLES))
+    # too few others to measure on: the scored ones, rather than nothing
+    few = {"x0": np.arange(128 + BATCH - 1)[:, None].astype(np.float32)}
+    assert _held_out(few, ["x0"], 128)["x0"][0, 0] == 0
