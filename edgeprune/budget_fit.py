@@ -172,11 +172,12 @@ def fit_plan(plan_at: Callable[[float | None], Any], budget, timer, dense_model,
         if ms > dense_ms * (1 - SHIP_TOL) and dense_ms <= target * (1 + SHIP_TOL) and shipped_as_is:
             # pruning measured no faster than the dense model, which meets the budget: the
             # channels it removes buy nothing, so ship dense (and keep its fidelity)
-            whole = plan_at(max(dense_ms, target) * 1e3)
-            if not whole.plan.keep:
-                result, ms = whole, dense_ms
+            dense_plan = plan_at(max(dense_ms, target) * 1e3)
+            if not dense_plan.plan.keep:
+                result, ms = dense_plan, dense_ms
                 tried.append((result, ms))
-                rounds.append({"limit_ms": max(dense_ms, target) * 1e3, "predicted_ms": whole.plan.predicted["latency_ms"],
+                rounds.append({"limit_ms": max(dense_ms, target) * 1e3,
+                               "predicted_ms": dense_plan.plan.predicted["latency_ms"],
                                "measured_ms": ms, "dense_beside_ms": None, "dense_plan": True})
                 note("the pruned plans measured no faster than the dense model, which meets the budget: "
                      "shipping the dense model")

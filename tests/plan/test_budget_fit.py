@@ -106,6 +106,9 @@ def test_dense_ships_when_every_pruned_plan_measured_slower_and_dense_meets_the_
     f = fit("0.99x", device)
     assert device.timed and f.ships_dense and f.measured_ms == DENSE_MS
     assert f.rounds[-1]["dense_plan"]
+    # the manifest's record of the loop: the whole-model point stays a (predicted, measured) pair
+    record = f.to_json()
+    assert record["whole_model"] is None or set(record["whole_model"]) == {"predicted_ms", "measured_ms"}
 
 
 class PruningBuysNothing(Device):
