@@ -30,8 +30,6 @@ SERIAL_FILES = {
     "tests/cli/test_budget_truth.py",
     "tests/cli/test_compile.py",
     "tests/cli/test_compile_config.py",
-    "tests/cli/test_detectors.py",
-    "tests/cli/test_finetune_steps.py",
     "tests/cli/test_plan_cmd.py",
     "tests/cli/test_verify.py",
     "tests/frontend/test_dynamic_dims.py",

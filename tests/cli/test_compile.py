@@ -57,8 +57,10 @@ def test_report_states_budget_predicted_measured_and_the_plan(compiled):
 @pytest.mark.slow
 def test_same_command_twice_gives_byte_identical_model_and_plan(setup, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
-    assert main(setup.args(a, "--budget", "0.5x")) == 0
-    assert main(setup.args(b, "--budget", "0.5x")) == 0
+    # 0.7x: the digits CNN's smallest plan measures about 0.5x, so at 0.5x timing noise alone
+    # decided whether the budget was met
+    assert main(setup.args(a, "--budget", "0.7x")) == 0
+    assert main(setup.args(b, "--budget", "0.7x")) == 0
     assert (a / "model.onnx").read_bytes() == (b / "model.onnx").read_bytes()
     assert (a / "plan.json").read_bytes() == (b / "plan.json").read_bytes()
 

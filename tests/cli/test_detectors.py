@@ -15,7 +15,7 @@ import pytest
 from edgeprune.cli import main
 from edgeprune.report.manifest import errors
 from tests.fidelity.models import heatmap_model, with_nms, yolo_like
-from tests.pipeline.fixtures import PROFILE
+from tests.pipeline.fixtures import PROFILE, UNTIMED_PROFILE
 
 SIZE = 64   # wide enough that the convolutions, not the session overhead, set the latency
 WIDTH = 32
@@ -41,7 +41,9 @@ def subjects(tmp_path_factory):
         lut = root / f"{name}-lut.json"
         measure_model_entries(load_model(path), parse_device(str(profile)), "ort", lut)
         made[name] = (path, data, lut)
-    return root, profile, made
+    untimed = root / "untimed.toml"    # these compiles are about the outputs, not the latency
+    untimed.write_text(UNTIMED_PROFILE)
+    return root, untimed, made
 
 
 def _compile(subjects, name, *extra):

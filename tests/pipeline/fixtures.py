@@ -15,6 +15,11 @@ from tests.host_profile import host_profile
 SIZE = 64
 # this host, with a fixed channel step so no step sweep runs, and no energy sensor
 PROFILE = host_profile(power="none")
+# the same host reached as a device that cannot be timed (adb without a serial): compile plans
+# from the LUT measured with PROFILE and builds the artifact, its latency labelled a
+# prediction. For tests of what a compile produces, not of how fast it ships: they time
+# nothing, so they need not run alone (tests/conftest.py SERIAL_FILES)
+UNTIMED_PROFILE = PROFILE.replace('kind = "local"', 'kind = "adb"')
 
 
 @dataclass(frozen=True)
