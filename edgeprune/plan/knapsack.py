@@ -98,6 +98,9 @@ def solve(groups: Sequence[Options], latency_budget: float | None = None,
     return _lagrangian(groups, latency_budget, energy_budget, bins)
 
 
+TIE = 1e-12   # value differences the DP treats as equal (then more channels win)
+
+
 def _tol(budget: float) -> float:
     return 1e-9 * max(1.0, abs(budget))
 
@@ -147,7 +150,7 @@ def _dp(groups, budget: float, bins: int, penalty: np.ndarray | None, price: flo
             if wk > bins:
                 continue
             cand = dp[:bins + 1 - wk] + value[k]
-            better = cand > best[wk:] + 1e-12
+            better = cand > best[wk:] + TIE
             best[wk:] = np.where(better, cand, best[wk:])
             arg[wk:] = np.where(better, k, arg[wk:])
         dp = best
@@ -173,7 +176,10 @@ def _lagrangian(groups, latency_budget, energy_budget, bins) -> Solution:
 
     span_v = sum(float(np.ptp(g.value)) for g in groups) or 1.0
     span_e = sum(float(np.ptp(g.energy)) for g in groups) or 1.0
-    lo, hi = 0.0, span_v / span_e
+    # the DP keeps the option with more channels unless another beats it by over 1e-12
+    # (TIE below): a price must be able to outweigh that too, or values spanning less than it
+    # (seen: 1e-135) are never traded for energy and a reachable budget reads as infeasible
+    lo, hi = 0.0, (span_v + 1e3 * TIE) / span_e
     best = None
     for _ in range(60):
         s = at(hi)
