@@ -55,11 +55,11 @@ def test_report_states_budget_predicted_measured_and_the_plan(compiled):
 
 
 @pytest.mark.slow
-def test_same_command_twice_gives_byte_identical_model_and_plan(setup, tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    # 0.7x: the digits CNN's smallest plan measures about 0.5x, so at 0.5x timing noise alone
-    # decided whether the budget was met
-    assert main(setup.args(a, "--budget", "0.7x")) == 0
+def test_same_command_twice_gives_byte_identical_model_and_plan(compiled, setup, tmp_path):
+    # the shared compile is the first run of the same command: `setup.args(out, "--budget",
+    # "0.7x")` (0.7x: the digits CNN's smallest plan measures about 0.5x, so at 0.5x timing
+    # noise alone decided whether the budget was met)
+    a, b = compiled, tmp_path / "b"
     assert main(setup.args(b, "--budget", "0.7x")) == 0
     assert (a / "model.onnx").read_bytes() == (b / "model.onnx").read_bytes()
     assert (a / "plan.json").read_bytes() == (b / "plan.json").read_bytes()
@@ -140,9 +140,9 @@ def test_a_successful_run_replaces_an_existing_outdir(compiled, setup, tmp_path)
     out = tmp_path / "existing"
     shutil.copytree(compiled, out)
     (out / "stale.txt").write_text("from an older compile")
-    assert main(setup.args(out, "--budget", "0.5x")) == 0
+    assert main(setup.args(out, "--budget", "0.8x")) == 0
     assert not (out / "stale.txt").exists()
-    assert json.loads((out / "manifest.json").read_text())["budget"]["text"] == "0.5x"
+    assert json.loads((out / "manifest.json").read_text())["budget"]["text"] == "0.8x"
     assert not leftovers(tmp_path, "existing")
 
 
@@ -157,7 +157,7 @@ def test_refuses_to_replace_a_folder_that_is_not_an_artifact(setup, tmp_path, ca
 
 def test_without_data_only_data_free_criteria_run_and_the_report_says_so(setup, tmp_path):
     out = tmp_path / "nodata"
-    assert main(setup.args(out, "--budget", "0.5x", data=False)) == 0
+    assert main(setup.args(out, "--budget", "0.7x", data=False)) == 0
     m = json.loads((out / "manifest.json").read_text())
     assert m["fidelity"] is None and m["plan"]["criterion"] == "l1"
     assert m["verify"]["inputs"].startswith("random")

@@ -23,10 +23,10 @@ def _config(path, setup, **extra):
 @pytest.mark.slow
 def test_flags_come_from_the_config_and_the_command_line_wins(setup, tmp_path):
     cfg = _config(tmp_path / "edgeprune.toml", setup, output="from-config", **{"max-size": 100.0})
-    assert main(["compile", "--config", str(cfg), "--budget", "0.6x"]) == 0
+    assert main(["compile", "--config", str(cfg), "--budget", "0.7x"]) == 0
     out = tmp_path / "from-config"      # relative paths are taken from the config's folder
     m = json.loads((out / "manifest.json").read_text())
-    assert m["budget"]["text"] == "0.6x"                       # the command line won
+    assert m["budget"]["text"] == "0.7x"                       # the command line won
     assert m["gates"]["max_size"]["limit"] == 100.0            # the config's gate
     assert m["config"] == str(cfg)
 

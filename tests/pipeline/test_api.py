@@ -14,7 +14,7 @@ from tests.pipeline.fixtures import SIZE, setup  # noqa: F401
 @pytest.mark.slow
 def test_compile_an_nn_module_with_input_shape_and_array_data(setup, tmp_path):
     images = np.load(setup.data)["input"]
-    result = edgeprune.compile(get("digits_cnn", width=32), target=str(setup.profile), budget="0.6x",
+    result = edgeprune.compile(get("digits_cnn", width=32), target=str(setup.profile), budget="0.7x",
                                input_shape=(1, 1, SIZE, SIZE), data=images, lut=setup.lut,
                                output=tmp_path / "out", max_size=100)
     m = result.manifest
@@ -30,7 +30,7 @@ def test_compile_an_nn_module_with_input_shape_and_array_data(setup, tmp_path):
 
 def test_a_failed_gate_raises_after_the_artifact_is_built(setup, tmp_path):
     with pytest.raises(GateFailed, match="--max-size"):
-        edgeprune.compile(str(setup.onnx), target=str(setup.profile), budget="0.6x", lut=setup.lut,
+        edgeprune.compile(str(setup.onnx), target=str(setup.profile), budget="0.7x", lut=setup.lut,
                           output=tmp_path / "out", max_size=1e-6)
     assert (tmp_path / "out" / "manifest.json").is_file()
 
