@@ -20,9 +20,9 @@ def test_compile_an_nn_module_with_input_shape_and_array_data(setup, tmp_path):
     m = result.manifest
     assert result.passed and result.report.is_file()
     assert m["source"]["kind"] == "module" and m["source"]["path"] == "DigitsCNN"
-    # the budget is 0.6 of dense as it ships, and the plan that ships was measured within it
+    # the budget is 0.7 of dense as it ships, and the plan that ships was measured within it
     lat = m["latency_ms"]
-    assert lat["target_ms"] == pytest.approx(0.6 * lat["dense_measured"])
+    assert lat["target_ms"] == pytest.approx(0.7 * lat["dense_measured"])
     assert lat["closed_loop"]["measured_ms"] <= lat["target_ms"] * 1.05
     assert "recovered" in m["fidelity"]["stages"]
     assert (tmp_path / "out" / "model.onnx").is_file()
