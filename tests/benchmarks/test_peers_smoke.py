@@ -30,6 +30,7 @@ def _load(name: str):
 
 
 @pytest.mark.slow
+@pytest.mark.extended   # benchmark code, 40 s: CI leaves it to `make test-extended`
 def test_peers_runs_end_to_end_on_the_digits_cnn(tmp_path):
     pytest.importorskip("torch_pruning")  # the dev extra installs it (pyproject.toml)
     profile = tmp_path / "testhost.toml"

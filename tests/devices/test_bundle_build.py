@@ -151,6 +151,10 @@ def _seed_wheels(real: Path, cache: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(emulation_available() is not None, reason=str(emulation_available()))
+# a second build from nothing beside the user cache's (which the phone and emulation tests
+# build first on a fresh machine, with the same bundle_build.build): CI leaves it to
+# `make test-extended`
+@pytest.mark.extended
 def test_a_bundle_is_built_copied_and_runs_numpy_under_qemu(tmp_path, monkeypatch, capsys):
     """Built from nothing in a private cache (Debian packages from the archive, the wheels
     reused from the user's cache when there), then its Python started through its own loader
