@@ -308,7 +308,7 @@ class Profiler:
             return have
         self.progress(0, 1)
         record = calibrate_model(self, model, layers, name, measure_transferred)
-        record.update(at=_now(), run=self.run_id)
+        record.update(at=utc_now(), run=self.run_id)
         self.writer.set_model(key, record)
         self.progress(1, 0)
         return record
@@ -421,12 +421,12 @@ def _split(v):
     return median, max(0.0, p90 - median)
 
 
-def _now() -> str:
+def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def _run_record(r: TaskResult, run_id: str, at_nominal: tuple[float, float]) -> dict:
-    rec = {"median_ms": at_nominal[0], "p90_ms": at_nominal[1], "count": r.count, "at": _now(), "run": run_id}
+    rec = {"median_ms": at_nominal[0], "p90_ms": at_nominal[1], "count": r.count, "at": utc_now(), "run": run_id}
     if r.reference_ms:
         rec["measured_ms"], rec["reference_ms"] = r.median_ms, r.reference_ms
     if r.energy_mj is not None and math.isfinite(r.energy_mj):

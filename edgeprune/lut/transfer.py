@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import UsageError
 from .layers import Signature
 from .paths import default_lut_path
-from .profiler import Profiler, _now
+from .profiler import Profiler, utc_now
 from .reference import measure_nominal
 from .session import device_spec, lut_header, profile_settings
 from .table import Lut, LutWriter, load_lut
@@ -188,7 +188,7 @@ def transfer_lut(source_path, device, backend: str, output=None, anchors: int = 
     writer.set_header("transferred_from", {
         "path": str(Path(source_path).resolve()), "device": source.header.get("device"),
         "fingerprint": source.header.get("fingerprint"), "runtime": source.header.get("runtime"),
-        "entries": len(source.entries), "at": _now(), "fit": fit.to_json(),
+        "entries": len(source.entries), "at": utc_now(), "fit": fit.to_json(),
         "anchors": [list(k) for k in picked]})
     writer.flush()
     return Transfer(path, Path(source_path), fit, profiler.measured, written, seconds)
@@ -204,7 +204,7 @@ def _write_transferred(writer: LutWriter, source: Lut, fit: ScaleFit, run_id: st
             r = fit.ratio(e.median_ms, op_kind(sig))
             # energy is the source device's own: nothing here says what the new one draws
             writer.add(sig, e.c_in, e.c_out, {"median_ms": e.median_ms * r, "p90_ms": e.p90_ms * r,
-                                              "count": e.count, "at": _now(), "run": run_id,
+                                              "count": e.count, "at": utc_now(), "run": run_id,
                                               "transferred": True})
             written += 1
         for key, grid in source.grids.items():
