@@ -52,9 +52,9 @@ def transfer(profile, source, out, *extra):
                  "--anchors", str(ANCHORS), "-o", str(out), *extra])
 
 
-def test_a_device_three_times_as_slow_transfers_back_to_this_ones_times(measured, tmp_path):
+def test_a_device_ten_times_as_slow_transfers_back_to_this_ones_times(measured, tmp_path):
     _, _, profile, lut = measured
-    source = other_device(lut, tmp_path / "slow.json", 3.0)
+    source = other_device(lut, tmp_path / "slow.json", 10.0)
     assert transfer(profile, source, tmp_path / "new.json") == 0
     here, new = load_lut(lut), load_lut(tmp_path / "new.json")
     assert set(new.entries) == set(here.entries)
@@ -63,12 +63,12 @@ def test_a_device_three_times_as_slow_transfers_back_to_this_ones_times(measured
     assert all(not any(r.get("transferred") for r in e.runs) for e in anchors)
     moved = [e for e in new.entries.values() if e.transferred]
     assert len(moved) == len(here.entries) - ANCHORS
-    # a third of the source's, within what two timings of sub-0.1 ms layers minutes apart on
-    # a shared host agree to (up to 1.4x seen); unscaled, or scaled by 1, they would be 3x
+    # a tenth of the source's, within what two timings of sub-0.1 ms layers minutes apart on
+    # a shared host agree to (2x seen in CI); unscaled, or scaled by 1, they would be 10x
     fit = new.header["transferred_from"]["fit"]
-    assert 0.2 < math.exp(fit["a"]) < 0.6 and fit["anchors"] == ANCHORS
+    assert 0.04 < math.exp(fit["a"]) < 0.25 and fit["anchors"] == ANCHORS
     ratios = sorted(e.median_ms / here.get(e.sig, e.c_in, e.c_out).median_ms for e in moved)
-    assert 0.6 < ratios[len(ratios) // 2] < 1.8
+    assert 0.4 < ratios[len(ratios) // 2] < 2.5
 
 
 def test_the_new_lut_is_the_new_devices_and_says_where_it_came_from(measured, tmp_path):
