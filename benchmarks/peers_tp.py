@@ -65,6 +65,23 @@ def tp_prune(module: nn.Module, input_shape: tuple[int, ...], ratio: float, crit
     return work
 
 
+def recalibrate_bn(module: nn.Module, calib: np.ndarray, batch: int = 32) -> nn.Module:
+    """A copy of `module` whose BatchNorm statistics are re-estimated on `calib` (a plain
+    average over the batches; the other layers stay in eval mode, dropout off): the
+    standard post-training repair after pruning, and all a pruned network gets without
+    reconstruction or training."""
+    work = copy.deepcopy(module).eval()
+    norms = [m for m in work.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    with torch.no_grad():
+        for start in range(0, len(calib), batch):
+            work(torch.from_numpy(np.ascontiguousarray(calib[start:start + batch], dtype=np.float32)))
+    return work.eval()
+
+
 def tp_model(module: nn.Module, input_shape: tuple[int, ...], path: Path):
     """Export a (pruned) module with edgeprune's exporter and load it as the others are."""
     from edgeprune.frontend.export import export_module

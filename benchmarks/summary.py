@@ -105,8 +105,9 @@ def main(argv=None) -> int:
               "edgeprune = knapsack over the host LUT + the importance its run names (refit unless its command "
               "says --criterion) + least-squares reconstruction "
               "(`before recon.` = the same plan without it). uniform-l1 = the same keep fraction in every group "
-              "by L1 norm. tp-* = Torch-Pruning MetaPruner, global pruning, round_to = channel step. Only "
-              "edgeprune recovers; nobody fine-tunes. edgeprune loses a budget when a peer within 5% of its "
+              "by L1 norm (`+recover`: with edgeprune's recovery). tp-* = Torch-Pruning MetaPruner, global pruning, "
+              "round_to = channel step (`+bn`: BatchNorm statistics re-estimated on the calibration views; runs "
+              "before these rows existed lack them). Nobody fine-tunes. edgeprune loses a budget when a peer within 5% of its "
               "latency is more faithful, a peer is >5% faster and at least as faithful, or a peer meets the "
               "budget (within 5%) where edgeprune misses it, at no less fidelity; such peer rows say **beats edgeprune**.", "",
               *tables(runs), ""]
