@@ -20,9 +20,10 @@ at it:
   BatchNorm statistics re-estimated on the calibration views (`tp-*+bn`), the standard
   repair a pruned network gets without training.
 
-The fits time each candidate once; the table's latencies come from one final batch in which
-every kept model (and the dense model) is timed again in interleaved passes with the LUT's
-runner settings (benchmarks/peers_timing.py), medians reported. Fidelity: top-1 agreement
+The fits time each candidate once, beside the dense model (its latency is the ratio of
+the two, times the dense model's first timing); the table's latencies come from one final
+batch in which every kept model (and the dense model) is timed again in interleaved passes
+with the LUT's runner settings (benchmarks/peers_timing.py), medians reported. Fidelity: top-1 agreement
 with the dense model on held-out natural-image views (crops, flips, rescalings of the
 bundled pictures); for the digits CNN (trained on scikit-learn's digits) test-split
 accuracy. Each agreement carries its 95% Wilson interval. Every method's middle-budget
@@ -178,6 +179,10 @@ def run_model(name: str, budgets: list[float], args, timer: Timer, workdir: Path
     step = cost.channel_step
     grads = dense_gradients(module, calib)
     dense_ms = timer(model)
+
+    def timed(m) -> float:
+        # every fit measurement is a ratio to the dense model timed in the same call
+        return timer.beside(m, model, dense_ms)
     run = ModelRun(name, dense_ms, analysis.macs, "accuracy" if labels is not None else "agreement",
                    fidelity(model), n_eval=len(held))
     log(f"[{name}] dense {dense_ms:.3f} ms, channel step {step}")
@@ -196,7 +201,7 @@ def run_model(name: str, budgets: list[float], args, timer: Timer, workdir: Path
                 result = planner.run(Budget(latency_ms=limit), criterion=args.criterion)
                 return result, result.plan.predicted["latency_ms"]
 
-            fit = fit_measured(plan_at, lambda r: timer(pruned(r.plan.keep)), target,
+            fit = fit_measured(plan_at, lambda r: timed(pruned(r.plan.keep)), target,
                                rounds=args.scale.fit_rounds)
             keep = fit.candidate.plan.keep
             plain = pruned(keep)
@@ -208,7 +213,7 @@ def run_model(name: str, budgets: list[float], args, timer: Timer, workdir: Path
         run.rows.append(row)
         # (b) uniform per-layer ratio by L1 norm, no recovery
         row = Row(name, b, "uniform-l1")
-        cand, _, k, row.tries = fit_keep(lambda k: _timed(timer, pruned(ratio_keep(analysis, l1, k, step))),
+        cand, _, k, row.tries = fit_keep(lambda k: _with_ms(timed, pruned(ratio_keep(analysis, l1, k, step))),
                                          target, dense_ms, caches["uniform-l1"], args.scale.fit_rounds)
         row.keep, finals[f"uniform-l1@{b}"] = k, cand
         run.rows.append(row)
@@ -222,7 +227,7 @@ def run_model(name: str, budgets: list[float], args, timer: Timer, workdir: Path
 
             def tp_at(k, criterion=criterion):
                 small = tp_prune(module, shape, 1 - k, criterion, step, grads)
-                return _timed(timer, tp_model(small, shape, workdir / f"{name}-tp-{criterion}-{k:.4f}.onnx"))
+                return _with_ms(timed, tp_model(small, shape, workdir / f"{name}-tp-{criterion}-{k:.4f}.onnx"))
 
             cand, _, k, row.tries = fit_keep(tp_at, target, dense_ms, caches[method], args.scale.fit_rounds)
             row.keep, finals[f"{method}@{b}"] = k, cand
@@ -267,8 +272,8 @@ def run_model(name: str, budgets: list[float], args, timer: Timer, workdir: Path
     return run
 
 
-def _timed(timer: Timer, model):
-    return model, timer(model)
+def _with_ms(timed, model):
+    return model, timed(model)
 
 
 # --------------------------------------------------------------------------- extras

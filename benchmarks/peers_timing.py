@@ -65,6 +65,13 @@ class Timer:
         task = self._task(model)
         return self._run([task], {task.id: "model"})["model"]
 
+    def beside(self, model, dense, dense_ms: float) -> float:
+        """`model`'s latency as its ratio to `dense` timed in the same call, times `dense_ms`:
+        a fit's single timings drift with the machine (1.4x between a fit and the final
+        batch was seen on this host), a ratio taken in one call moves far less."""
+        t = self.side_by_side({"dense": dense, "model": model}, passes=1)
+        return dense_ms * t["model"] / t["dense"]
+
     def side_by_side(self, models: dict, passes: int = 3) -> dict[str, float]:
         """Per-model median over `passes` interleaved passes (order reversed every other pass)."""
         tasks = {name: self._task(m) for name, m in models.items()}
